@@ -1,0 +1,84 @@
+"""The `fadewatch` command line."""
+
+from __future__ import annotations
+
+import click
+
+from fadewatch import __version__
+
+__all__ = ["main"]
+
+
+def _server_extra():
+    try:
+        from fadewatch.server import cli as server_cli
+    except ImportError as exc:  # the base install carries the client only
+        raise click.ClickException(
+            f"this command needs the server extra ({exc.name} is missing): "
+            "pip install 'fadewatch[server]'"
+        ) from exc
+    return server_cli
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fadewatch")
+def main() -> None:
+    """fadewatch: live FADE diagnostics for RL post-training."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8700).")
+@click.option("--db", "db_url", default=None, help="Database URL (default: SQLite under FADEWATCH_DIR).")
+@click.option("--dir", "data_dir", default=None, type=click.Path(file_okay=False), help="Data directory (FADEWATCH_DIR).")
+@click.option("--log-level", default="info", show_default=True)
+def server(host, port, db_url, data_dir, log_level) -> None:
+    """Run the ingest API (and dashboard) in one process."""
+    _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--db", "db_url", default=None, help="Database URL (default: FADEWATCH_DATABASE_URL or the SQLite file).")
+def db_upgrade(db_url) -> None:
+    """Migrate the database schema to the newest version (Alembic head)."""
+    _server_extra().upgrade_database(db_url)
+
+
+@main.group()
+def token() -> None:
+    """API tokens: project-scoped, stored hashed."""
+
+
+@token.command("create")
+@click.option("--project", required=True, help="Project the token belongs to.")
+@click.option("--scope", type=click.Choice(["write", "read"]), default="write", show_default=True)
+@click.option("--name", default=None, help="A label to recognise the token by.")
+@click.option("--db", "db_url", default=None, help="Database URL.")
+def token_create(project, scope, name, db_url) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    _server_extra().create_token(project, scope, name, db_url)
+
+
+@token.command("list")
+@click.option("--project", default=None)
+@click.option("--db", "db_url", default=None, help="Database URL.")
+def token_list(project, db_url) -> None:
+    """List tokens (never their secrets)."""
+    _server_extra().list_tokens(project, db_url)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@click.option("--db", "db_url", default=None, help="Database URL.")
+def token_revoke(token_id, db_url) -> None:
+    """Revoke a token by id; requests with it are refused from then on."""
+    _server_extra().revoke_token(token_id, db_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""What the `fadewatch server`, `db` and `token` commands do."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from fadewatch.server.db import is_sqlite, make_engine, make_session_factory, session_scope
+from fadewatch.server.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
+from fadewatch.server.settings import ServerSettings, is_loopback_host
+from fadewatch.server.store import tokens
+
+__all__ = ["run_server", "upgrade_database", "create_token", "list_tokens", "revoke_token", "build_settings"]
+
+
+def build_settings(**overrides) -> ServerSettings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings(**given)
+
+
+def _settings_for(db_url: str | None) -> ServerSettings:
+    return build_settings(database_url=db_url)
+
+
+def run_server(host, port, db_url, data_dir, log_level: str = "info") -> None:
+    import uvicorn
+
+    from fadewatch.server.app import create_app, prepare_database
+
+    settings = build_settings(host=host, port=port, database_url=db_url, dir=data_dir)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        database = prepare_database(settings)
+    except SchemaOutOfDate as exc:
+        raise click.ClickException(str(exc)) from exc
+    with session_scope(database.factory) as session:
+        has_tokens = tokens.any_active(session)
+    loopback = is_loopback_host(settings.host)
+    if not has_tokens and not loopback:
+        raise click.ClickException(
+            f"refusing to run open on {settings.host}: create a token first with "
+            "`fadewatch token create --project P` (or bind to 127.0.0.1)"
+        )
+    url = settings.resolved_database_url()
+    click.echo(f"fadewatch server on http://{settings.host}:{settings.port}  database: {_safe(url)}")
+    if not has_tokens:
+        click.echo("local mode: no API token exists, so this loopback-only server accepts every request")
+    app = create_app(settings, database)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def upgrade_database(db_url: str | None) -> None:
+    settings = _settings_for(db_url)
+    url = settings.resolved_database_url()
+    engine = make_engine(url)
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    click.echo(f"{_safe(url)}: schema {before or 'empty'} -> {after} (head {head_revision()})")
+
+
+def _session_for(db_url: str | None):
+    settings = _settings_for(db_url)
+    url = settings.resolved_database_url()
+    engine = make_engine(url)
+    if is_sqlite(url):
+        upgrade(engine)
+    elif current_revision(engine) != head_revision():
+        raise click.ClickException("database schema is not current: run `fadewatch db upgrade --db URL` first")
+    return session_scope(make_session_factory(engine))
+
+
+def create_token(project: str, scope: str, name: str | None, db_url: str | None) -> None:
+    with _session_for(db_url) as session:
+        secret, info = tokens.create(session, project, scope, name)
+    click.echo(secret)
+    click.echo(f"token {info.id} for project {info.project!r}, scope {info.scope}: shown once, store it now", err=True)
+
+
+def list_tokens(project: str | None, db_url: str | None) -> None:
+    with _session_for(db_url) as session:
+        rows = tokens.list_tokens(session, project)
+    for t in rows:
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        click.echo(f"{t.id}\t{t.project}\t{t.scope}\t{t.prefix}…\t{t.name or ''}\t{state}")
+    if not rows:
+        click.echo("no tokens", err=True)
+
+
+def revoke_token(token_id: int, db_url: str | None) -> None:
+    with _session_for(db_url) as session:
+        try:
+            info = tokens.revoke(session, token_id)
+        except Exception as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"token {info.id} of project {info.project!r} revoked")
+    sys.stdout.flush()

@@ -1,0 +1,110 @@
+"""Dependencies shared by the routers, as Annotated aliases."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fadewatch.server.auth import OPEN, Principal
+from fadewatch.server.db import session_scope
+from fadewatch.server.metrics import ServerMetrics
+from fadewatch.server.settings import ServerSettings, is_loopback_host
+from fadewatch.server.store import tokens
+
+__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode"]
+
+
+@dataclass
+class Database:
+    engine: Engine
+    factory: sessionmaker[Session]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with session_scope(self.factory) as session:
+            yield session
+
+
+@dataclass
+class AuthMode:
+    """Whether the server runs open: only while bound to loopback and no token exists.
+
+    The answer is cached for a second so a token created from the CLI takes effect
+    almost at once without a query per request.
+    """
+
+    loopback: bool
+    ttl: float = 1.0
+    _checked_at: float = field(default=-1e9, repr=False)
+    _tokens_exist: bool = field(default=True, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def tokens_exist(self, db: Database) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked_at < self.ttl:
+                return self._tokens_exist
+        with db.transaction() as session:
+            exist = tokens.any_active(session)
+        with self._lock:
+            self._tokens_exist, self._checked_at = exist, now
+        return exist
+
+    def is_open(self, db: Database) -> bool:
+        return self.loopback and not self.tokens_exist(db)
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_settings_dep(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> ServerMetrics:
+    return request.app.state.metrics
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[ServerSettings, Depends(get_settings_dep)]
+MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
+
+
+def get_principal(request: Request, db: DatabaseDep) -> Principal:
+    mode: AuthMode = request.app.state.auth_mode
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if mode.is_open(db):
+        return OPEN
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HTTPException(
+            status_code=401,
+            detail="this server needs a token: send `Authorization: Bearer <token>` "
+            "(create one with `fadewatch token create --project P`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    with db.transaction() as session:
+        principal = tokens.authenticate(session, secret.strip())
+    if principal is None:
+        raise HTTPException(
+            status_code=401,
+            detail="unknown or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def auth_mode_for(settings: ServerSettings) -> AuthMode:
+    return AuthMode(loopback=is_loopback_host(settings.host))

@@ -1,0 +1,76 @@
+"""/api/v1/runs/{id}/steps, /series and /histograms."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query
+
+from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, SettingsDep
+from fadewatch.server.limits import check_batch
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, SeriesOut, StepBatch
+from fadewatch.server.store import reads, steps
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
+
+
+@router.post("/steps", response_model=IngestResult)
+def ingest_steps(
+    run_id: int,
+    batch: StepBatch,
+    db: DatabaseDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> IngestResult:
+    """Store a batch of step records in one transaction; already stored steps are skipped."""
+    check_batch(batch, settings)
+    with db.transaction() as session:
+        result = steps.ingest(session, run_id, batch.records, who)
+    metrics.batches.inc()
+    metrics.steps_stored.inc(result.stored)
+    metrics.steps_duplicate.inc(result.duplicates)
+    return result
+
+
+def _keys(raw: str) -> list[str]:
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise HTTPException(422, "keys must name at least one scalar, e.g. keys=loss,entropy/mean")
+    if len(keys) > 100:
+        raise HTTPException(422, "at most 100 keys per request")
+    if any(len(k) > 200 for k in keys):
+        raise HTTPException(422, "a key is longer than 200 characters")
+    return keys
+
+
+@router.get("/series", response_model=SeriesOut)
+def read_series(
+    run_id: int,
+    db: DatabaseDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
+    keys: str = Query(description="comma-separated scalar names", max_length=20_000),
+    max_points: int | None = Query(default=None, ge=1),
+    min_step: int | None = Query(default=None, ge=0),
+    max_step: int | None = Query(default=None, ge=0),
+) -> SeriesOut:
+    """Scalars over steps; past max_points, each bucket gives its last value, min and max."""
+    points = min(max_points or settings.default_max_points, settings.max_points_limit)
+    with db.transaction() as session:
+        return reads.series(session, run_id, _keys(keys), who, points, min_step, max_step)
+
+
+@router.get("/histograms", response_model=HistogramMatrix)
+def read_histograms(
+    run_id: int,
+    db: DatabaseDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
+    name: str = Query(min_length=1, max_length=200),
+    max_steps: int | None = Query(default=None, ge=1),
+    min_step: int | None = Query(default=None, ge=0),
+    max_step: int | None = Query(default=None, ge=0),
+) -> HistogramMatrix:
+    """A histogram over steps as a matrix; neighbouring steps merge by adding counts."""
+    columns = min(max_steps or 200, settings.max_points_limit)
+    with db.transaction() as session:
+        return reads.histogram_matrix(session, run_id, name, who, columns, min_step, max_step)

@@ -1,0 +1,221 @@
+"""Wire format of API v1 (docs/wire-format.md), validated with pydantic."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "MetricName",
+    "Histogram",
+    "Sample",
+    "StepRecord",
+    "StepBatch",
+    "IngestResult",
+    "RunCreate",
+    "RunPatch",
+    "RunOut",
+    "RunList",
+    "RunStatus",
+    "SeriesPoints",
+    "SeriesOut",
+    "HistogramMatrix",
+]
+
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_\-./@:\[\] ]+")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _metric_name(value: str) -> str:
+    if not _METRIC_NAME.fullmatch(value):
+        raise ValueError(
+            "metric names may hold letters, digits, spaces and _ - . / @ : [ ] only"
+        )
+    return value
+
+
+def _display_name(value: str) -> str:
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("names may not contain control characters")
+    if not value.strip():
+        raise ValueError("name must not be blank")
+    return value
+
+
+MetricName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_metric_name)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_display_name)]
+RunStatus = Literal["running", "finished", "failed", "crashed"]
+MAX_STEP = 2**62
+
+
+def finite_or_none(value: float | None) -> float | None:
+    if value is None or math.isfinite(value):
+        return value
+    return None
+
+
+OptionalFloat = Annotated[float | None, AfterValidator(finite_or_none)]
+
+
+class Histogram(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    counts: list[float] = Field(min_length=1)
+    edges: list[float] | None = None
+    lo: float | None = None
+    hi: float | None = None
+    bins: int | None = Field(default=None, ge=1)
+    underflow: float = Field(default=0.0, ge=0)
+    overflow: float = Field(default=0.0, ge=0)
+    count: float | None = Field(default=None, ge=0)
+    sum: OptionalFloat = None
+    sum_sq: OptionalFloat = None
+    min: OptionalFloat = None
+    max: OptionalFloat = None
+    quantiles: dict[str, OptionalFloat] | None = None
+    labels: list[Annotated[str, Field(max_length=200)]] | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Histogram:
+        n = len(self.counts)
+        if not all(math.isfinite(c) and c >= 0 for c in self.counts):
+            raise ValueError("histogram counts must be finite and non-negative")
+        if not (math.isfinite(self.underflow) and math.isfinite(self.overflow)):
+            raise ValueError("underflow and overflow must be finite")
+        if self.edges is not None:
+            if len(self.edges) != n + 1:
+                raise ValueError(f"edges must have len(counts) + 1 = {n + 1} values")
+            if not all(math.isfinite(e) for e in self.edges):
+                raise ValueError("edges must be finite")
+            if any(b < a for a, b in zip(self.edges, self.edges[1:])):
+                raise ValueError("edges must be non-decreasing")
+        elif self.lo is None or self.hi is None:
+            raise ValueError("give either edges or lo, hi (and optionally bins)")
+        else:
+            if not (math.isfinite(self.lo) and math.isfinite(self.hi)) or self.hi <= self.lo:
+                raise ValueError("lo and hi must be finite with lo < hi")
+            if self.bins is not None and self.bins != n:
+                raise ValueError(f"bins is {self.bins} but counts has {n} values")
+            self.bins = n
+        if self.labels is not None and len(self.labels) != n:
+            raise ValueError(f"labels must have one entry per bin ({n})")
+        if self.count is None:
+            self.count = math.fsum(self.counts) + self.underflow + self.overflow
+        if self.quantiles is not None:
+            for key in self.quantiles:
+                try:
+                    q = float(key)
+                except ValueError:
+                    raise ValueError(f"quantile key {key!r} is not a number") from None
+                if not 0.0 <= q <= 1.0:
+                    raise ValueError(f"quantile key {key!r} is outside [0, 1]")
+        return self
+
+
+class Sample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=20_000)
+    group: str | int | None = None
+    reward: OptionalFloat = None
+    advantage: OptionalFloat = None
+
+
+class StepRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int = Field(ge=0, le=MAX_STEP)
+    time: OptionalFloat = None
+    scalars: dict[MetricName, float | None] = Field(default_factory=dict)
+    histograms: dict[MetricName, Histogram] = Field(default_factory=dict)
+    samples: list[Sample] | None = None
+    nonfinite: list[MetricName] | None = None
+
+    @model_validator(mode="after")
+    def _flag_nonfinite(self) -> StepRecord:
+        flagged = set(self.nonfinite or ())
+        for name, value in self.scalars.items():
+            if value is not None and not math.isfinite(value):
+                self.scalars[name] = None
+                flagged.add(name)
+        self.nonfinite = sorted(flagged) or None
+        return self
+
+
+class StepBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[StepRecord]
+
+
+class IngestResult(BaseModel):
+    stored: int
+    duplicates: int
+    duplicate_steps: list[int]
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project: DisplayName
+    name: DisplayName
+    config: dict[str, Any] | None = None
+
+
+class RunPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: RunStatus
+
+
+class RunOut(BaseModel):
+    id: int
+    project: str
+    name: str
+    status: RunStatus
+    config: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    last_step: int | None
+    last_time: float | None
+    step_count: int
+    summary: dict[str, float | None] | None
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class SeriesPoints(BaseModel):
+    steps: list[int]
+    values: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+
+
+class SeriesOut(BaseModel):
+    run_id: int
+    downsampled: bool
+    last_step: int | None
+    series: dict[str, SeriesPoints]
+
+
+class HistogramMatrix(BaseModel):
+    run_id: int
+    name: str
+    steps: list[int] = Field(description="last step merged into each column")
+    first_steps: list[int] = Field(description="first step merged into each column")
+    edges: list[float]
+    labels: list[str] | None
+    counts: list[list[float]] = Field(description="one row of bin counts per column")
+    underflow: list[float]
+    overflow: list[float]
+    count: list[float]
+    mean: list[float | None]
+    min: list[float | None]
+    max: list[float | None]
+    quantiles: dict[str, list[float | None]]

@@ -1,0 +1,67 @@
+"""Server settings: one pydantic-settings class, read from FADEWATCH_* variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServerSettings", "get_settings", "default_database_url", "is_loopback_host"]
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".fadewatch"
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FADEWATCH_", extra="ignore")
+
+    dir: Path = Field(default_factory=default_data_dir, description="Local data directory.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; a SQLite file under `dir` when unset."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8700
+    public_url: str | None = Field(
+        default=None, description="URL users open in a browser, used in links."
+    )
+
+    # Limits on what one request may carry. Past max_body_bytes the answer is 413.
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_batch_records: int = 10_000
+    max_record_bytes: int = 1024 * 1024
+    max_name_length: int = 200
+    max_scalars_per_record: int = 2_000
+    max_histograms_per_record: int = 64
+    max_histogram_bins: int = 4_096
+    max_samples_per_record: int = 64
+    max_sample_chars: int = 20_000
+    max_config_bytes: int = 256 * 1024
+
+    # Reads.
+    default_max_points: int = 1_000
+    max_points_limit: int = 20_000
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or default_database_url(self.dir)
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).expanduser() / 'fadewatch.db'}"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache
+def get_settings() -> ServerSettings:
+    return ServerSettings()
