@@ -20,10 +20,17 @@ def _json(status: int, detail, headers: dict[str, str] | None = None) -> JSONRes
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _short(part):
+    # A location can be a user-supplied dict key of any length.
+    if isinstance(part, str) and len(part) > 80:
+        return part[:77] + "..."
+    return part
+
+
 async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
     # The offending input is left out: it can be megabytes, and it is the caller's own.
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {"loc": [_short(part) for part in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()[:20]
     ]
     return _json(422, errors)

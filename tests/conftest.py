@@ -1,0 +1,113 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, real servers on free ports.
+
+PostgreSQL tests run against FADEWATCH_TEST_DATABASE_URL (default: the local server) in a
+fresh database created for this test session and dropped at its end. A missing
+PostgreSQL fails those tests: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.support.servers import LiveServer, ThreadedServer
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TABLES = ("histograms", "steps", "api_tokens", "runs", "projects")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Nothing a test does lands in the user's real ~/.fadewatch."""
+    home = tmp_path_factory.mktemp("fadewatch-dir")
+    monkeypatch.setenv("FADEWATCH_DIR", str(home))
+    monkeypatch.delenv("FADEWATCH_TOKEN", raising=False)
+    monkeypatch.delenv("FADEWATCH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FADEWATCH_URL", raising=False)
+    monkeypatch.delenv("FADEWATCH_MODE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    from fadewatch.server.db import make_engine
+    from fadewatch.server.migrate import upgrade
+
+    admin_url = make_url(os.environ.get("FADEWATCH_TEST_DATABASE_URL", DEFAULT_PG))
+    name = f"fadewatch_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL at {admin_url.render_as_string(hide_password=True)} is required for "
+            f"these tests (set FADEWATCH_TEST_DATABASE_URL): {exc}"
+        )
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """Each storage and API test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fadewatch.db'}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    from fadewatch.server.settings import ServerSettings
+
+    def build(**overrides) -> ServerSettings:
+        return ServerSettings(dir=tmp_path, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def server(db_url, make_settings) -> Iterator[ThreadedServer]:
+    """A real HTTP server (uvicorn on a free port) over the parametrised database."""
+    from fadewatch.server.app import create_app, prepare_database
+
+    settings = make_settings(database_url=db_url)
+    srv = ThreadedServer(create_app(settings, prepare_database(settings))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def live_server(tmp_path) -> Iterator[LiveServer]:
+    """`fadewatch server` as a subprocess on SQLite: can be killed and started again."""
+    srv = LiveServer(tmp_path / "live").start()
+    yield srv
+    srv.stop()
