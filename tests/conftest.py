@@ -72,7 +72,14 @@ def _truncate(url: str) -> None:
 def db_url(request, tmp_path) -> str:
     """Each storage and API test runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fadewatch.db'}"
+        from fadewatch.server.db import make_engine
+        from fadewatch.server.migrate import upgrade
+
+        url = f"sqlite:///{tmp_path / 'fadewatch.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url
     url = request.getfixturevalue("postgres_url")
     _truncate(url)
     return url

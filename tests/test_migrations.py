@@ -1,0 +1,68 @@
+"""Migrations are the schema: they run on SQLite and PostgreSQL and match the models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from fadewatch.server.app import prepare_database
+from fadewatch.server.db import make_engine
+from fadewatch.server.migrate import SchemaOutOfDate, current_revision, head_revision
+from fadewatch.server.models import Base
+from fadewatch.server.settings import ServerSettings
+
+
+def test_migrated_schema_matches_the_models(db_url, tmp_path):
+    db = prepare_database(ServerSettings(dir=tmp_path, database_url=db_url))
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert current_revision(db.engine) == head_revision()
+
+
+def test_postgres_out_of_date_schema_is_refused(postgres_url, tmp_path):
+    empty = postgres_url.rsplit("/", 1)[0] + "/fw_empty_" + tmp_path.name[-8:].replace("-", "_")
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = empty.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with pytest.raises(SchemaOutOfDate, match="fadewatch db upgrade"):
+            prepare_database(ServerSettings(dir=tmp_path, database_url=empty))
+        cli = [sys.executable, "-m", "fadewatch.cli"]
+        refused = subprocess.run([*cli, "server", "--db", empty], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "fadewatch db upgrade" in refused.stderr
+        upgraded = subprocess.run([*cli, "db", "upgrade", "--db", empty], capture_output=True, text=True, timeout=120)
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert head_revision() in upgraded.stdout
+        engine = make_engine(empty)
+        assert current_revision(engine) == head_revision()
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_sqlite_default_is_created_and_migrated_on_start(tmp_path):
+    db = prepare_database(ServerSettings(dir=tmp_path / "fresh"))
+    assert (tmp_path / "fresh" / "fadewatch.db").exists()
+    assert current_revision(db.engine) == head_revision()
+
+
+def test_downgrade_and_upgrade_round_trip_on_sqlite(tmp_path):
+    from alembic import command
+
+    from fadewatch.server.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'rt.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "head")
+    command.downgrade(cfg, "base")
+    command.upgrade(cfg, "head")
+    assert current_revision(make_engine(url)) == head_revision()

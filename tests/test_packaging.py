@@ -1,0 +1,54 @@
+"""The base install is the client alone: `import fadewatch` needs no server packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import fadewatch
+
+SERVER_ONLY = ("fastapi", "sqlalchemy", "alembic", "dash", "plotly", "uvicorn", "pydantic", "torch")
+
+
+def _run_without(modules, code: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter where importing any of `modules` fails."""
+    blocker = textwrap.dedent(f"""
+        import sys
+        BLOCKED = {tuple(modules)!r}
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"{{name}} is not installed", name=name)
+                return None
+        sys.meta_path.insert(0, Blocker())
+    """)
+    return subprocess.run([sys.executable, "-c", blocker + code], capture_output=True, text=True, timeout=60)
+
+
+def test_import_fadewatch_with_only_the_base_install():
+    proc = _run_without(SERVER_ONLY, textwrap.dedent("""
+        import fadewatch, sys
+        print(sorted(m for m in BLOCKED if m in sys.modules))
+    """))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_cli_without_server_extra_says_what_to_install():
+    proc = _run_without(SERVER_ONLY, "from fadewatch.cli import main; main(['server'])")
+    assert proc.returncode != 0
+    assert "pip install 'fadewatch[server]'" in proc.stderr
+
+
+def test_public_surface_is_declared():
+    for name in fadewatch.__all__:
+        assert hasattr(fadewatch, name), name
+
+
+def test_cli_help_lists_the_commands():
+    proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "--help"], capture_output=True, text=True, timeout=60)
+    for command in ("server", "db", "token"):
+        assert command in proc.stdout
+
+
