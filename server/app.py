@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -31,7 +32,11 @@ def prepare_database(settings: ServerSettings) -> Database:
     if is_sqlite(url):
         upgrade(engine)
     check_schema(engine)
-    return Database(engine=engine, factory=make_session_factory(engine))
+    return Database(
+        engine=engine,
+        factory=make_session_factory(engine),
+        writer_lock=threading.Lock() if is_sqlite(url) else None,
+    )
 
 
 def create_app(settings: ServerSettings | None = None, database: Database | None = None) -> FastAPI:

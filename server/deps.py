@@ -26,10 +26,22 @@ __all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep
 class Database:
     engine: Engine
     factory: sessionmaker[Session]
+    # SQLite has one writer at a time; queueing writers here, in order, beats its
+    # busy-wait retry loop, whose backoff sleeps inflate tail latency under contention.
+    writer_lock: threading.Lock | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         with session_scope(self.factory) as session:
+            yield session
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        if self.writer_lock is None:
+            with self.transaction() as session:
+                yield session
+            return
+        with self.writer_lock, self.transaction() as session:
             yield session
 
 

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from fadewatch.server.schemas import StepBatch
 from fadewatch.server.settings import ServerSettings
 
-__all__ = ["check_batch"]
+__all__ = ["check_batch", "parse_batch"]
+
+
+def parse_batch(body: bytes, content_type: str | None) -> StepBatch:
+    """Validate a StepBatch straight from JSON bytes (NaN and Infinity literals accepted)."""
+    if content_type is not None and not content_type.split(";")[0].strip().lower().endswith("json"):
+        raise HTTPException(415, "send the batch as application/json (optionally gzip-encoded)")
+    if not body:
+        raise HTTPException(422, "empty body: send {\"records\": [...]}")
+    try:
+        return StepBatch.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False, include_url=False)]
+        ) from None
 
 
 def _too_large(what: str, value: int, limit: int, setting: str) -> HTTPException:

@@ -63,7 +63,7 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("data", json_doc, nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("run_id", "name", "step", name="pk_histograms"),
     )
     op.create_table(
