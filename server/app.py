@@ -39,6 +39,25 @@ def prepare_database(settings: ServerSettings) -> Database:
     )
 
 
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Add the schemas of bodies that routes parse themselves (StepBatch) to the OpenAPI."""
+    from fastapi.openapi.utils import get_openapi
+
+    from fadewatch.server.schemas import StepBatch
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            batch = StepBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(batch.pop("$defs", {}))
+            schemas["StepBatch"] = batch
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(settings: ServerSettings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     database = database or prepare_database(settings)
@@ -72,6 +91,7 @@ def create_app(settings: ServerSettings | None = None, database: Database | None
     def index() -> RedirectResponse:
         return RedirectResponse(f"{API_PREFIX}/docs")
 
+    _document_raw_bodies(app)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
