@@ -80,5 +80,10 @@ def token_revoke(token_id, db_url) -> None:
     _server_extra().revoke_token(token_id, db_url)
 
 
+from fadewatch.sync import sync_command  # noqa: E402 - client side, base install only
+
+main.add_command(sync_command)
+
+
 if __name__ == "__main__":
     main()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fadewatch.spool import Spool, find_spools
 
 
@@ -119,3 +122,34 @@ def test_find_spools(tmp_path):
     assert find_spools(tmp_path / "spool") == sorted([a.path, b.path])
     assert find_spools(a.path) == [a.path]
     assert find_spools(tmp_path / "nothing") == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.one_of(st.tuples(st.just("append"), st.integers(1, 5)),
+                              st.tuples(st.just("read"), st.integers(1, 4)),
+                              st.just(("ack", 0)), st.just(("reopen", 0))), max_size=30))
+def test_reading_after_the_ack_marker_gives_exactly_the_unacknowledged_records(tmp_path_factory, ops):
+    """Whatever the interleaving, a reader (also a new one, as after a crash) sees, in order,
+    exactly the records after the last acknowledged one."""
+    spool = Spool.create(tmp_path_factory.mktemp("prop"), "p", "n", None, segment_bytes=64)
+    path, written, acked, in_hand = spool.path, 0, 0, []
+    reader = spool
+    for op, n in ops:
+        if op == "append":
+            for _ in range(n):
+                spool.append(_line(written))
+                written += 1
+        elif op == "read":
+            in_hand += reader.read(max_records=n)
+        elif op == "ack" and in_hand:
+            reader.ack(in_hand[-1])
+            acked = json.loads(in_hand[-1].data)["step"] + 1
+            in_hand = []
+        elif op == "reopen":
+            reader, in_hand = Spool.open(path), []
+    fresh = Spool.open(path)
+    got = []
+    while batch := fresh.read(max_records=7):
+        got += batch
+    assert _steps(got) == list(range(acked, written))
+    assert fresh.count_pending() == written - acked

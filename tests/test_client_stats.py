@@ -71,7 +71,7 @@ def test_failing_statistics_still_send_the_scalars(start_run, fake_server, monke
 def test_head_geometry_every_k_steps(start_run, fake_server):
     head = torch.nn.Linear(8, 16)
     run = start_run()
-    run.watch_head(head.weight, every=2)
+    run.watch_head(head, every=2)
     for step in range(5):
         with torch.no_grad():
             head.weight.add_(0.01 * torch.randn_like(head.weight))
@@ -88,3 +88,18 @@ def test_stats_config_must_be_a_stats_config(start_run):
     run = start_run(stats_config=stats.StatsConfig(success_threshold=1.0))
     run.log(0, **_step_data(0))
     assert run.flush(10)
+
+
+def test_a_failing_head_measurement_never_stops_training(start_run, fake_server):
+    class Exploding:
+        def maybe_measure(self, step):
+            raise RuntimeError("CUDA out of memory")
+
+    run = start_run()
+    run._head = Exploding()  # what HeadWatcher would do when the copy of the head does not fit
+    run.log(0, loss=1.0)
+    run.log(1, loss=1.0)
+    assert run.flush(10)
+    assert fake_server.stored_steps() == [0, 1]
+    health = run.health()
+    assert health["stats_errors"] == 1 and "out of memory" in health["last_error"]

@@ -72,6 +72,7 @@ def test_a_spool_in_use_is_skipped(start_run, fake_server, tmp_path):
     run.flush(0.2)
     (result,) = sync_dir(tmp_path, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
     assert result.skipped and result.ok
+    assert not run.finish(timeout=0.1)
 
 
 def test_refused_records_fail_the_sync(fake_server, tmp_path):

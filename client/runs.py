@@ -1,0 +1,304 @@
+"""The ``Run`` that ``fadewatch.init()`` returns (registry.py keeps track of the runs).
+
+The training thread only validates, launches device work and enqueues; a worker thread
+computes and spools each record, and a sender thread ships the spool (see sender.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fadewatch.api_client import ApiClient
+from fadewatch.compute import BoundedQueue, Job, Worker
+from fadewatch.delivery import Backoff, Clock
+from fadewatch.errors import UsageError
+from fadewatch.notices import Notices, logger
+from fadewatch.records import DeferredScalars, check_name, config_to_json, on_accelerator, take_scalar
+from fadewatch.sender import Counters, Sender
+from fadewatch.settings import Settings
+from fadewatch.spool import Spool
+
+__all__ = ["Run", "STATUSES"]
+
+STATUSES = ("finished", "failed", "crashed")
+
+
+def _check_step(step: object) -> int:
+    if isinstance(step, bool) or not hasattr(step, "__index__") or on_accelerator(step):
+        raise UsageError(f"step must be a non-negative int, got {step!r}")
+    value = step.__index__()
+    if value < 0:
+        raise UsageError(f"step must be a non-negative int, got {value}")
+    return value
+
+
+def _leaves(arrays: dict[str, Any], measured: dict[str, Any] | None):
+    """The tensors to look at to tell where the inputs live (first rows of ragged lists too)."""
+    for v in arrays.values():
+        yield v
+        if isinstance(v, (list, tuple)) and v:
+            yield v[0]
+    for v in (measured or {}).values():
+        yield from (v if isinstance(v, tuple) else (v,))  # a Ratio holds two tensors
+
+
+def _check_display_name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UsageError(f"{what} must be 1-200 printable characters, got {value!r}")
+    return value
+
+
+class Run:
+    """A run being logged; made by ``fadewatch.init()``."""
+
+    def __init__(self, settings: Settings, project: str, name: str, config: Any = None, *,
+                 stats_config: Any = None, queue_size: int = 1000, batch_size: int = 100,
+                 batch_interval: float = 1.0, transport: Any = None, clock: Clock | None = None,
+                 backoff: Backoff | None = None):
+        self.project = _check_display_name(project, "project")
+        self.name = _check_display_name(name, "name")
+        if int(queue_size) < 1:
+            raise UsageError(f"queue_size must be at least 1, got {queue_size}")
+        if stats_config is not None:
+            from fadewatch.stats import StatsConfig
+
+            if not isinstance(stats_config, StatsConfig):
+                raise UsageError(f"stats_config must be a fadewatch.stats.StatsConfig, got {type(stats_config).__name__}")
+        self.config = config_to_json(config)
+        self.settings = settings
+        self.mode = settings.mode
+        self._state = "running"
+        self._result: bool | None = None
+        self._last_step = -1
+        self._seq = 0
+        self._lock = threading.Lock()  # step order and the queue hand-off; never held for I/O
+        self._counters = Counters()
+        self._notices = Notices()
+        self._stats_config = stats_config
+        self._head: Any = None
+        self.on_finished: Callable[[Run], None] | None = None  # the registry forgets the run
+        self._spool: Spool | None = None
+        self._sender: Sender | None = None
+        if self.mode == "disabled":
+            return
+        self._spool = Spool.create(settings.spool_dir, self.project, self.name, self.config)
+        self._queue = BoundedQueue(int(queue_size))
+        if self.mode == "online":
+            api = ApiClient(settings.url, settings.token, transport=transport)
+            self._sender = Sender(api, self._spool, self._counters, clock=clock, backoff=backoff,
+                                  batch_size=batch_size, interval=batch_interval)
+        self._worker = Worker(self._queue, self._spool, self._counters,
+                              on_record=self._sender.notify if self._sender else None)
+        self._worker.start()
+        if self._sender:
+            self._sender.start()
+
+    # ---- read-only facts ---------------------------------------------------------------
+
+    @property
+    def id(self) -> int | None:
+        """The server's id of the run; None until the server has answered (or offline)."""
+        return self._sender.run_id if self._sender else None
+
+    @property
+    def spool_dir(self) -> Path | None:
+        return self._spool.path if self._spool else None
+
+    @property
+    def finished(self) -> bool:
+        return self._state == "finished"
+
+    def __repr__(self) -> str:
+        return f"<fadewatch.Run {self.project}/{self.name} mode={self.mode} id={self.id} {self._state}>"
+
+    # ---- the training thread -----------------------------------------------------------
+
+    def log(self, step: int, *, advantages: Any = None, rewards: Any = None, group_ids: Any = None,
+            entropy: Any = None, mask: Any = None, completions: Any = None, logprobs: Any = None,
+            **scalars: Any) -> None:
+        """Record one training step; returns at once (see docs/client.md)."""
+        if self.mode == "disabled":
+            return
+        if self._state != "running":
+            raise UsageError(f"log() after finish() of run {self.project}/{self.name}")
+        step = _check_step(step)
+        if step <= self._last_step:
+            raise self._step_error(step)
+        now = time.time()
+        values: dict[str, float | None] = {}
+        deferred: dict[str, Any] = {}
+        for key, value in scalars.items():
+            check_name(key)
+            taken = take_scalar(key, value)
+            if taken is None or isinstance(taken, float):
+                values[key] = taken
+            else:
+                deferred[key] = taken
+        arrays = {"advantages": advantages, "rewards": rewards, "group_ids": group_ids, "entropy": entropy,
+                  "mask": mask, "logprobs": logprobs, "completions": completions}
+        measured = self._measure_head(step)
+        inputs = reduced = None
+        if measured or any(v is not None for v in arrays.values()):
+            from fadewatch import stats
+
+            inputs = stats.prepare(**arrays, scalars=measured or None, config=self._config_of_stats(stats))
+            if any(on_accelerator(v) for v in _leaves(arrays, measured)):
+                try:  # kernel launches and an async copy only: the worker waits for the device, not us
+                    reduced, inputs = stats.reduce(inputs).to_host_async(), None
+                except UsageError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - e.g. out of device memory: keep training
+                    inputs = None
+                    self._stats_failed(step, exc)
+        job = Job(0, step, now, inputs, reduced, values, DeferredScalars(deferred) if deferred else None,
+                  tuple(k for k, v in values.items() if v is None))
+        with self._lock:
+            if self._state != "running":
+                raise UsageError(f"log() after finish() of run {self.project}/{self.name}")
+            if step <= self._last_step:
+                raise self._step_error(step)
+            self._last_step = step
+            queued = self._queue.put_nowait(job._replace(seq=self._seq + 1))
+            if queued:
+                self._seq += 1
+        self._counters.add(logged=1, dropped=0 if queued else 1)
+        if not queued:
+            self._notices.warning(
+                "queue-full", "fadewatch: the queue of %d steps is full, step %d dropped (%d so far); "
+                "the statistics worker cannot keep up", self._queue.maxsize, step, self.health()["dropped"])
+
+    def _measure_head(self, step: int) -> Any:
+        if self._head is None:
+            return None
+        try:
+            return self._head.maybe_measure(step)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not end the training
+            self._head = None
+            self._stats_failed(step, exc, "head geometry is switched off")
+            return None
+
+    def _stats_failed(self, step: int, exc: Exception, consequence: str = "sending its scalars only") -> None:
+        self._counters.add(stats_errors=1)
+        self._counters.error(f"step {step}: {type(exc).__name__}: {exc}")
+        self._notices.error("stats-" + consequence, "fadewatch: statistics of step %d failed (%r); %s",
+                            step, exc, consequence)
+
+    def _step_error(self, step: int) -> UsageError:
+        return UsageError(
+            f"step {step} is not after the last logged step {self._last_step}: steps must increase; "
+            "log everything of one step in a single call"
+        )
+
+    def _config_of_stats(self, stats: Any) -> Any:
+        if self._stats_config is None:
+            self._stats_config = stats.StatsConfig()
+        return self._stats_config
+
+    def watch_head(self, module: Any, every: int = 100) -> None:
+        """Measure the output head's update (norm, rank-1 fraction) every ``every`` steps."""
+        if self.mode == "disabled":
+            return
+        if self._state != "running":
+            raise UsageError("watch_head() after finish()")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise UsageError(f"every must be a positive int, got {every!r}")
+        from fadewatch.stats import HeadWatcher
+
+        self._head = HeadWatcher(module, every=every)
+
+    # ---- waiting for delivery ----------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every step logged so far is spooled (fsync'd) and, online, stored by the server.
+
+        True when all of it happened within ``timeout`` seconds.
+        """
+        if self.mode == "disabled":
+            return True
+        if self._state != "running":
+            return bool(self._result)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            target = self._seq
+        spooled = self._worker.wait_done(target, deadline, time.monotonic)
+        lines = self._spool.lines_written
+        self._spool.sync()
+        if not spooled:
+            self._notices.warning("flush", "fadewatch: flush() timed out before every step was spooled")
+            return False
+        if self._sender is None:
+            return True
+        self._sender.request_flush(lines)
+        return self._sender.wait_acked(lines, deadline)
+
+    def finish(self, timeout: float = 30.0, status: str = "finished") -> bool:
+        """Flush, set the run's final status on the server, and stop the threads.
+
+        True when every logged step was stored and the status set within ``timeout`` (none
+        dropped or refused); what was not delivered stays in the spool for ``fadewatch sync``.
+        Calling it again returns the first answer.
+        """
+        if status not in STATUSES:
+            raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        with self._lock:
+            if self._state != "running":
+                return bool(self._result)
+            self._state = "finishing"
+            target = self._seq
+        try:
+            self._result = self._finish(target, timeout, status)
+        finally:
+            self._state = "finished"
+            if self.on_finished is not None:
+                self.on_finished(self)
+        return self._result
+
+    def _finish(self, target: int, timeout: float, status: str) -> bool:
+        if self.mode == "disabled":
+            return True
+        deadline = time.monotonic() + timeout
+        self._worker.stop()
+        spooled = self._worker.wait_done(target, deadline, time.monotonic)
+        spool = self._spool
+        spool.update_meta(status=status, finished=time.time())
+        spool.sync()
+        if self._sender is None:
+            if spooled:
+                spool.close()
+            logger.info("fadewatch: offline run %s/%s saved in %s; upload it with `fadewatch sync`",
+                        self.project, self.name, spool.path)
+            return spooled
+        sender = self._sender
+        sender.stop(status)
+        stopped = sender.join(deadline)
+        if not stopped:
+            sender.abandon()
+        delivered = spooled and stopped and sender.delivered_everything and bool(spool.meta.get("status_sent"))
+        lost = self._counters.snapshot()
+        done = delivered and not lost["rejected"] and not lost["dropped"]
+        if delivered and not spool.rejected_count:
+            spool.remove()
+        else:
+            if spooled:
+                spool.close()
+            left = spool.lines_written - sender.acked_count
+            if left or not delivered:
+                logger.warning("fadewatch: run %s/%s finished with %d record(s) not delivered; they are "
+                               "kept in %s and `fadewatch sync` uploads them", self.project, self.name,
+                               left, spool.path)
+        return done
+
+    def health(self) -> dict[str, Any]:
+        """Counters of what happened to the logged steps (see docs/client.md)."""
+        out = self._counters.snapshot()
+        acked = self._sender.acked_count if self._sender else 0
+        out["pending"] = (self._spool.lines_written - acked) if self._spool else 0
+        out["queued"] = len(self._queue) if self._spool else 0
+        if out["last_error"] is None and self._spool is not None:
+            out["last_error"] = self._spool.last_error
+        out.update(mode=self.mode, run_id=self.id, halted=self._sender.halted if self._sender else None)
+        return out
