@@ -22,8 +22,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+# Benchmarks run in their own environment, which adds the peer tools they compare with.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[server]' -r bench/requirements-peers.txt
+	touch $(BENCH_VENV)/.installed
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/ingest.py
+	$(BENCH_VENV)/bin/python bench/client_overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache

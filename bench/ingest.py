@@ -19,13 +19,15 @@ import json
 import math
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from _servers import fadewatch_server, scratch_postgres
+sys.path.insert(0, str(Path(__file__).parent))
+from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SCALARS = 30
 BINS = 64
