@@ -1,0 +1,133 @@
+"""Groups (prompts): rewards, the difficulty axis and pass@k."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fadewatch.errors import UsageError
+from fadewatch.stats.backend import is_torch
+from fadewatch.stats.histogram import reduce_weighted, weighted_dict
+
+__all__ = ["Groups", "group_structure", "reduce_rewards", "reduce_groups", "finalize_rewards",
+           "finalize_groups"]
+
+
+@dataclass
+class Groups:
+    """Integer group codes 0..ng-1 on the host, in the order of the sorted ids."""
+
+    codes: np.ndarray       # int64 [N]
+    sizes: np.ndarray       # int64 [ng]
+    ids: Any                # the original id of each code (numpy [ng]), or None for a group size
+
+    @property
+    def ng(self) -> int:
+        return len(self.sizes)
+
+    def label(self, code: int) -> Any:
+        if self.ids is None:
+            return int(code)
+        v = self.ids[code]
+        return v.item() if isinstance(v, np.generic) else v
+
+
+def group_structure(inp: Any) -> Groups | None:
+    if inp.group_size is not None:
+        g = inp.group_size
+        return Groups(np.arange(inp.n, dtype=np.int64) // g, np.full(inp.n // g, g, np.int64), None)
+    if inp.group_ids is None:
+        return None
+    x = inp.group_ids
+    x = x.numpy() if is_torch(x) else np.asarray(x)
+    try:
+        ids, codes = np.unique(x, return_inverse=True)
+    except TypeError:
+        raise UsageError("group_ids: ids must be all ints or all strings, not a mix") from None
+    codes = codes.reshape(-1).astype(np.int64)
+    return Groups(codes, np.bincount(codes, minlength=len(ids)).astype(np.int64), ids)
+
+
+def reduce_rewards(B: Any, raw: dict, r: Any, cfg: Any) -> Any:
+    """Reward moments; returns the success indicator s_i = [r_i >= threshold] as float64."""
+    n = r.shape[0]
+    total = B.sum(r)
+    d = r - total / n
+    raw["rew.sum"], raw["rew.c2"] = total, B.sum(d * d)
+    raw["rew.min"], raw["rew.max"] = B.amin(r), B.amax(r)
+    s = B.cast(r >= cfg.success_threshold, B.f64)
+    raw["rew.succ"] = B.sum(s)
+    return s
+
+
+def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, adv: Any, cfg: Any) -> None:
+    """Difficulty axis (needs successes s) and pass@k, for groups of any sizes."""
+    ng, n = g.ng, len(g.codes)
+    codes = B.const(g.codes, B.i64)
+    size = B.const(g.sizes, B.f64)
+    c = B.bincount(codes, ng, s)
+    p = c / size
+    # Left-open bins (e_j, e_j+1] from searchsorted, plus exact-0 and exact-1 bins at the ends.
+    edges = B.const(cfg.difficulty_edges, B.f64)
+    nb = len(cfg.difficulty_edges) + 1
+    gbin = B.searchsorted(edges, p) + B.cast(p >= 1.0, B.i64)
+    reduce_weighted(B, raw, "h.dgroups", gbin, nb, p, B.zeros(ng, B.f64) + 1.0, cfg.quantiles)
+    raw["diff.p_sum"] = B.sum(p)
+    if adv is not None:
+        tol = cfg.zero_tol
+        wpos = B.bincount(codes, ng, B.where(adv > tol, adv, 0.0) / n)
+        wneg = B.bincount(codes, ng, B.where(adv < -tol, -adv, 0.0) / n)
+        reduce_weighted(B, raw, "h.dpos", gbin, nb, p, wpos, cfg.quantiles)
+        reduce_weighted(B, raw, "h.dneg", gbin, nb, p, wneg, cfg.quantiles)
+    # pass@k = mean over groups with n_g >= k of 1 - C(n-c, k) / C(n, k), the ratio taken as
+    # prod_{j<k} (n - c - j) / (n - j): no large binomials, exact zero once n - c - j hits 0.
+    for k in cfg.ks(int(g.sizes.max())):
+        ok = g.sizes >= k
+        j = B.cast(B.arange(k), B.f64)[None, :]
+        num = B.clip(size[:, None] - c[:, None] - j, 0.0, None)
+        den = B.clip(size[:, None] - j, 1.0, None)
+        miss = B.xp.prod(num / den, 1)
+        raw[f"pass.{k}"] = B.sum(B.where(B.const(ok, B.bool), 1.0 - miss, 0.0))
+        raw[f"pass.{k}.n"] = int(ok.sum())
+    # pass@G - pass@1 with each group's own G: share of groups solved at all minus solve rate.
+    raw["pass.gap"] = B.sum(B.cast(c > 0, B.f64) - p)
+
+
+def finalize_rewards(h: dict, out: Any, n: int) -> None:
+    if "rew.sum" not in h:
+        return
+    out.put("reward/mean", float(h["rew.sum"]) / n)
+    c2 = float(h["rew.c2"])
+    out.put("reward/std", (c2 / n) ** 0.5 if c2 >= 0 else float("nan"))
+    out.put("reward/min", h["rew.min"])
+    out.put("reward/max", h["rew.max"])
+    out.put("reward/success_rate", float(h["rew.succ"]) / n)
+
+
+def finalize_groups(h: dict, out: Any, cfg: Any, ng: int) -> None:
+    if "diff.p_sum" not in h:
+        return
+    edges, labels = cfg.difficulty_bins()
+    groups = weighted_dict(h, "h.dgroups", edges, labels, cfg.quantiles)
+    out.histograms["difficulty/groups"] = groups
+    out.put("difficulty/n_groups", ng)
+    out.put("difficulty/solve_rate", float(h["diff.p_sum"]) / ng)
+    out.put("difficulty/no_signal_frac", (groups["counts"][0] + groups["counts"][-1]) / ng)
+    if "h.dpos.count" in h:
+        mass = 0.0
+        weighted = 0.0
+        for key, name in (("h.dpos", "difficulty/mass_pos"), ("h.dneg", "difficulty/mass_neg")):
+            hist = weighted_dict(h, key, edges, labels, cfg.quantiles)
+            mass += float(h[key + ".count"])
+            weighted += float(h[key + ".sum"])
+            if all(np.isfinite(hist["counts"])) and np.isfinite(float(h[key + ".count"])):
+                out.histograms[name] = hist
+        # p*: the mass-weighted mean solve rate, mass = |A| of both signs.
+        out.ratio("difficulty/peak", weighted, mass)
+    for key in h:
+        if key.startswith("pass.") and not key.endswith(".n") and key != "pass.gap":
+            k = key[5:]
+            out.ratio(f"pass@{k}", h[key], h[key + ".n"])
+    out.put("diversity/pass_gap", float(h["pass.gap"]) / ng)
