@@ -103,3 +103,7 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# The alerting tables live beside their code; importing them here puts them in Base.metadata.
+from fadewatch.server.alerts import models as _alert_models  # noqa: E402,F401

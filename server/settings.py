@@ -45,8 +45,38 @@ class ServerSettings(BaseSettings):
     default_max_points: int = 1_000
     max_points_limit: int = 20_000
 
+    # Alerts (docs/alerts.md).
+    alert_rules_file: Path | None = Field(
+        default=None, description="YAML file of alert rules (`fadewatch server --rules FILE`)."
+    )
+    alert_allow_loopback_targets: bool = Field(
+        default=False, description="Let channels post to loopback addresses (local use, tests)."
+    )
+    alert_allow_private_targets: bool = Field(
+        default=False, description="Let channels post to private, link-local and other non-public addresses."
+    )
+    alert_delivery_enabled: bool = Field(default=True, description="Run the delivery worker in this process.")
+    alert_delivery_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    alert_delivery_backoff_base_s: float = Field(default=1.0, gt=0, le=3600)
+    alert_delivery_backoff_max_s: float = Field(default=300.0, gt=0, le=86_400)
+    alert_delivery_max_retry_after_s: float = Field(default=3600.0, ge=0, le=86_400)
+    alert_delivery_max_age_s: float = Field(
+        default=86_400.0, gt=0, description="Give a notification up after retrying this long."
+    )
+    alert_delivery_poll_s: float = Field(default=1.0, gt=0, le=60)
+    alert_delivery_lease_s: float = Field(
+        default=30.0, gt=0, le=3600, description="How long a claimed notification stays claimed by one worker."
+    )
+
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.dir)
+
+    def resolved_public_url(self) -> str:
+        """Base of the links in notifications: public_url, or where this server listens."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 def default_database_url(data_dir: Path) -> str:

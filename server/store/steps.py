@@ -9,6 +9,7 @@ from sqlalchemy import Insert, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from fadewatch.server.alerts import engine as alert_engine
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
@@ -83,6 +84,9 @@ def ingest(
 
     if stored_steps:
         _advance_run(session, run_id, first_by_step, stored_steps)
+        # After _advance_run: its UPDATE holds the run's row lock, so batches of one run are
+        # evaluated one at a time, in the transaction that stores their steps.
+        alert_engine.evaluate(session, run_id, [r for r in ordered if r.step in stored_steps])
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
     return IngestResult(

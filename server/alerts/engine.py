@@ -1,0 +1,230 @@
+"""Evaluates newly stored steps inside the ingest transaction.
+
+Per batch: one read of the run's alert states, the rules applied to every new record in
+step order (O(records x rules), detectors incremental), then one bulk write of the states
+that changed, plus events and outbox rows for transitions. Everything commits or rolls
+back with the steps themselves, so a crash can never lose a notification nor send one for
+steps that were not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from fadewatch.server.alerts import slack, webhooks
+from fadewatch.server.alerts.detectors import DETECTORS
+from fadewatch.server.alerts.machine import Track, advance
+from fadewatch.server.alerts.notify import CONTEXT_KEYS, alert_labels, build_message, diagnose, run_url
+from fadewatch.server.alerts.rules import CompiledRule, FileRule, RuleSpec, effective_rules
+from fadewatch.server.alerts.silencing import silenced_by
+from fadewatch.server.models import Project, Run
+from fadewatch.server.store import alerts as store
+
+__all__ = ["AlertContext", "CONTEXT_KEY", "OUTBOX_FLAG", "evaluate", "new_message_id", "render_for"]
+
+log = logging.getLogger("fadewatch.server.alerts")
+
+CONTEXT_KEY = "fadewatch.alerts"
+OUTBOX_FLAG = "fadewatch.outbox"
+
+
+@dataclass
+class AlertContext:
+    """What the engine needs from the server, handed over in Session.info by the app."""
+
+    file_rules: list[FileRule] = field(default_factory=list)
+    public_url: str = "http://127.0.0.1:8700"
+    clock: Callable[[], float] = time.time
+
+
+_DEFAULT = AlertContext()
+_api_specs: dict[str, RuleSpec | None] = {}
+_plans: dict[tuple, list[CompiledRule]] = {}
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def render_for(kind: str, message: dict) -> str:
+    return slack.render(message) if kind == "slack" else webhooks.render(message)
+
+
+def _api_spec(digest: str, spec: dict) -> RuleSpec | None:
+    if digest not in _api_specs:
+        try:
+            _api_specs[digest] = RuleSpec.model_validate(spec)
+        except ValueError:
+            log.warning("stored rule %r no longer validates; it is skipped", spec.get("name"))
+            _api_specs[digest] = None
+        if len(_api_specs) > 4096:
+            _api_specs.clear()
+    return _api_specs[digest]
+
+
+def _rules(session: Session, project_id: int, ctx: AlertContext) -> list[CompiledRule]:
+    """Enabled rules of the project, critical ones first (so they inhibit within a step)."""
+    stored = store.api_rule_specs(session, project_id)
+    scoped = any(r.projects for r in ctx.file_rules)
+    project = session.get(Project, project_id).name if scoped else None
+    key = (id(ctx), project, tuple(sorted(h for h, _ in stored)))
+    plan = _plans.get(key)
+    if plan is None:
+        api = [s for s in (_api_spec(h, spec) for h, spec in stored) if s is not None]
+        rules = [r for r in effective_rules(project, ctx.file_rules, api) if r.spec.enabled]
+        plan = sorted(rules, key=lambda r: r.severity != "critical")
+        if len(_plans) > 1024:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
+def _context(records: Sequence, i: int) -> dict:
+    """Sign and difficulty scalars at record i, or the latest earlier in the batch."""
+    found = {}
+    for key in CONTEXT_KEYS:
+        for j in range(i, max(-1, i - 64), -1):
+            v = records[j].scalars.get(key)
+            if v is not None:
+                found[key] = v
+                break
+    return diagnose(found)
+
+
+class _Batch:
+    def __init__(self, session: Session, ctx: AlertContext, run: Run, now: float, tracks: dict[str, Track]):
+        self.session, self.ctx, self.run, self.now, self.tracks = session, ctx, run, now, tracks
+        self.critical = {fp for fp, t in tracks.items() if t.severity == "critical" and t.state == "firing"}
+        self.events: list[tuple[Track, str, int, str | None, bool, str]] = []
+        self._silences = None
+        self._project = None
+
+    @property
+    def project(self) -> str:
+        if self._project is None:
+            self._project = self.session.get(Project, self.run.project_id).name
+        return self._project
+
+    def labels(self, t: Track) -> dict[str, str]:
+        return alert_labels(t.labels, project=self.project, run=self.run.name, run_id=self.run.id,
+                            rule=t.rule, severity=t.severity, detector=t.detector)
+
+    def mute(self, t: Track) -> str | None:
+        if t.severity != "critical" and self.critical - {t.fingerprint}:
+            return "inhibited"
+        if self._silences is None:
+            self._silences = store.active_silences(self.session, self.run.project_id, self.now)
+        silence = silenced_by(self._silences, self.labels(t)) if self._silences else None
+        return None if silence is None else f"silenced:{silence}"
+
+    def transition(self, rule: CompiledRule | None, t: Track, kind: str, step: int, records, i: int) -> None:
+        if records is not None:
+            t.context = _context(records, i)
+        if rule is not None:
+            t.summary = rule.describe(t.values or {}, rule.params)
+        title = rule.title if rule is not None else DETECTORS[t.detector].title
+        if kind == "resolved":
+            self.critical.discard(t.fingerprint)
+            notify, muted = t.notified, (None if t.notified else t.muted)
+            t.muted = None
+        else:
+            if kind == "firing" and t.severity == "critical":
+                self.critical.add(t.fingerprint)
+            muted = self.mute(t)
+            notify = muted is None
+            if kind == "repeat" and not notify:
+                return
+            t.muted = muted
+            if notify:
+                t.notified, t.last_notified_at = True, self.now
+        t.dirty = True
+        self.events.append((t, kind, step, muted, notify, title))
+
+    def finish(self, plan: list[tuple[CompiledRule, str]]) -> None:
+        live = {fp for _, fp in plan}
+        for t in self.tracks.values():
+            if t.fingerprint in live or t.state not in ("pending", "firing"):
+                continue
+            # Its rule was removed, disabled or relabelled: the episode ends here.
+            if t.state == "pending":
+                t.state, t.active_count, t.pending_step, t.dirty = "inactive", 0, None, True
+                continue
+            t.state, t.resolved_step, t.resolved_at = "resolved", t.last_step or 0, self.now
+            t.values, t.summary = {"reason": "rule removed or disabled"}, "the rule was removed or disabled"
+            self.transition(None, t, "resolved", t.resolved_step, None, 0)
+        for t in self.tracks.values():
+            # Held back earlier (inhibited or silenced) and now free to go: send the firing message.
+            if t.state == "firing" and not t.notified and t.fingerprint in live and self.mute(t) is None:
+                self.transition(None, t, "firing", t.last_step or 0, None, 0)
+
+    def write(self) -> None:
+        dirty = [t for t in self.tracks.values() if t.dirty]
+        if dirty:
+            store.save_tracks(self.session, self.run.id, self.run.project_id, dirty, self.now)
+        if not self.events:
+            return
+        channels = store.enabled_channels(self.session, self.run.project_id)
+        rows = []
+        for t, kind, step, muted, notify, title in self.events:
+            event_id = store.add_event(self.session, t, kind, step, self.now, muted)
+            if not notify:
+                continue
+            for channel_id, channel_name, channel_kind in channels:
+                message_id = new_message_id()
+                message = build_message(
+                    event=kind, message_id=message_id, now=self.now, alert_id=t.id,
+                    fingerprint=t.fingerprint, rule=t.rule, title=title, detector=t.detector,
+                    severity=t.severity, labels=self.labels(t), summary=t.summary or "", step=step,
+                    fired_step=t.fired_step, resolved_step=t.resolved_step, values=t.values,
+                    context=t.context, run_id=self.run.id, run_name=self.run.name,
+                    project=self.project, url=run_url(self.ctx.public_url, self.run.id),
+                )
+                rows.append({
+                    "message_id": message_id, "project_id": self.run.project_id, "event_id": event_id,
+                    "channel_id": channel_id, "channel_name": channel_name, "kind": kind,
+                    "body": render_for(channel_kind, message), "status": "pending", "attempts": 0,
+                    "created_at": self.now, "next_attempt_at": self.now, "lease_until": None,
+                    "delivered_at": None, "last_error": None,
+                })
+        store.add_notifications(self.session, rows)
+        if rows:
+            self.session.info[OUTBOX_FLAG] = True
+
+
+def evaluate(session: Session, run_id: int, records: Sequence, now: float | None = None) -> None:
+    """Run the project's rules over newly stored step records (in step order) of one run."""
+    if not records:
+        return
+    ctx = session.info.get(CONTEXT_KEY) or _DEFAULT
+    now = ctx.clock() if now is None else now
+    run = session.get(Run, run_id)
+    rules = _rules(session, run.project_id, ctx)
+    tracks = store.load_tracks(session, run_id)
+    try:
+        batch = _Batch(session, ctx, run, now, tracks)
+        plan = [(rule, rule.fingerprint(run_id)) for rule in rules]
+        for i, rec in enumerate(records):
+            step, scalars, nonfinite = rec.step, rec.scalars, rec.nonfinite
+            for rule, fp in plan:
+                t = tracks.get(fp)
+                if t is None:
+                    t = tracks[fp] = Track.for_rule(rule, fp)
+                elif t.last_step is not None and step <= t.last_step:
+                    continue  # a late step: stored, but alert state only moves forward
+                if t.rule_hash != rule.hash:
+                    t.adopt(rule)
+                kind = advance(rule, t, step, scalars, nonfinite, now)
+                if kind is not None:
+                    batch.transition(rule, t, kind, step, records, i)
+        batch.finish(plan)
+    except Exception:
+        # A detector bug must not cost the steps: they are stored, alerting skips this batch.
+        log.exception("alert evaluation failed for run %s; batch skipped", run_id)
+        return
+    batch.write()

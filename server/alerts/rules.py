@@ -1,0 +1,324 @@
+"""Alert rules: the model, the built-in defaults, YAML rule files, and compiled rules.
+
+A project's rules are the defaults, overridden by name by the rules of the server's rule
+file, overridden in turn by the rules set through the API. `enabled: false` switches a
+rule off; the defaults watch every new run with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+from fadewatch.server.alerts.detectors import DETECTORS, ThresholdParams
+from fadewatch.server.schemas import DisplayName, MetricName
+
+__all__ = [
+    "RuleSpec",
+    "RuleBody",
+    "RulePatch",
+    "FileRule",
+    "CompiledRule",
+    "DEFAULT_RULES",
+    "RulesFileError",
+    "load_rules_file",
+    "parse_rules",
+    "compile_rule",
+    "effective_rules",
+    "spec_hash",
+    "RESERVED_LABELS",
+]
+
+Severity = Literal["warning", "critical"]
+DetectorName = Literal[tuple(DETECTORS)]  # type: ignore[valid-type]
+RESERVED_LABELS = frozenset({"project", "run", "run_id", "rule", "severity", "detector"})
+_RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONDITION = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
+
+
+def _rule_name(value: str) -> str:
+    if not _RULE_NAME.fullmatch(value):
+        raise ValueError("rule names are 1-100 letters, digits, _ . - (starting with a letter or digit)")
+    return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 16:
+        raise ValueError("at most 16 labels")
+    for k, v in value.items():
+        if not _LABEL_NAME.fullmatch(k):
+            raise ValueError(f"label name {k[:80]!r} must match [A-Za-z_][A-Za-z0-9_]*, up to 64 characters")
+        if k in RESERVED_LABELS:
+            raise ValueError(f"label {k!r} is set by the server; pick another name")
+        if len(v) > 200 or _CONTROL.search(v):
+            raise ValueError(f"label {k!r}: values are up to 200 characters without control characters")
+    return dict(sorted(value.items()))
+
+
+RuleName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_rule_name)]
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+MAX_REPEAT_S = 30 * 86_400
+
+
+class _RuleFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    detector: DetectorName = Field("threshold", description="a built-in detector, or `threshold` on `metric`")
+    metric: MetricName | None = Field(None, description="threshold rules: the scalar to watch")
+    op: Literal[">", ">=", "<", "<=", "==", "!="] | None = Field(None, description="threshold rules")
+    value: float | None = Field(None, allow_inf_nan=False, description="threshold rules: the bound")
+    params: dict[str, Any] = Field(default_factory=dict, description="detector settings; defaults filled in")
+    for_steps: int = Field(1, ge=1, le=100_000, description="consecutive tripping steps before firing")
+    keep_firing_steps: int = Field(0, ge=0, le=100_000, description="clear steps tolerated before resolving")
+    warmup_steps: int = Field(0, ge=0, le=10_000_000, description="first evaluations of a run that never fire")
+    severity: Severity = "warning"
+    repeat_interval_s: float = Field(14_400.0, ge=0, le=MAX_REPEAT_S, allow_inf_nan=False,
+                                     description="re-notify while firing this often; 0 never")
+    labels: Labels = Field(default_factory=dict)
+    enabled: bool = True
+    description: str | None = Field(None, max_length=500)
+
+
+def _split_condition(data: Any) -> Any:
+    """`condition: "> 0.5"` is shorthand for op and value."""
+    if isinstance(data, dict) and "condition" in data:
+        data = dict(data)
+        cond = data.pop("condition")
+        match = _CONDITION.fullmatch(cond) if isinstance(cond, str) else None
+        if match is None:
+            raise ValueError('condition is an operator and a number, e.g. "> 0.5" or "<= 0.1"')
+        try:
+            number = float(match.group(2))
+        except ValueError:
+            raise ValueError(f"condition: {match.group(2)[:40]!r} is not a number") from None
+        data.setdefault("op", match.group(1))
+        data.setdefault("value", number)
+    return data
+
+
+class RuleBody(_RuleFields):
+    """A rule without its name (the name is in the path)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _split_condition(data)
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleBody:
+        if self.detector == "threshold":
+            missing = [f for f in ("metric", "op", "value") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"a threshold rule needs {', '.join(missing)} (e.g. metric: loss, op: '>', value: 10)")
+            if self.params:
+                raise ValueError("threshold rules take metric, op and value, not params")
+            return self
+        given = [f for f in ("metric", "op", "value") if getattr(self, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to threshold rules; detector "
+                             f"{self.detector!r} takes its settings in params")
+        try:
+            full = DETECTORS[self.detector].params.model_validate(self.params)
+        except ValidationError as exc:
+            raise ValueError(f"params of {self.detector}: {_brief(exc)}") from None
+        self.params = full.model_dump()
+        return self
+
+
+class RuleSpec(RuleBody):
+    """A rule: a detector (or a threshold on one scalar) and when it fires."""
+
+    name: RuleName
+
+
+class RulePatch(BaseModel):
+    """A partial rule: the fields given replace the rule's; `params` merge key by key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: DetectorName | None = None
+    metric: MetricName | None = None
+    op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
+    value: float | None = Field(None, allow_inf_nan=False)
+    condition: str | None = Field(None, max_length=60)
+    params: dict[str, Any] | None = None
+    for_steps: int | None = Field(None, ge=1, le=100_000)
+    keep_firing_steps: int | None = Field(None, ge=0, le=100_000)
+    warmup_steps: int | None = Field(None, ge=0, le=10_000_000)
+    severity: Severity | None = None
+    repeat_interval_s: float | None = Field(None, ge=0, le=MAX_REPEAT_S, allow_inf_nan=False)
+    labels: Labels | None = None
+    enabled: bool | None = None
+    description: str | None = Field(None, max_length=500)
+
+    def apply(self, spec: RuleSpec) -> RuleSpec:
+        """The patched rule; raises ValueError with a readable message when it does not validate."""
+        changes = self.model_dump(exclude_unset=True)
+        merged = spec.model_dump()
+        if "params" in changes and changes.get("detector", spec.detector) == spec.detector:
+            changes["params"] = {**spec.params, **(changes["params"] or {})}
+        elif "detector" in changes and changes["detector"] != spec.detector:
+            merged.update(metric=None, op=None, value=None, params={})
+        if "condition" in changes:
+            merged.pop("op"), merged.pop("value")
+        merged.update(changes)
+        try:
+            return RuleSpec.model_validate(merged)
+        except ValidationError as exc:
+            raise ValueError(_brief(exc)) from None
+
+
+class FileRule(RuleSpec):
+    """A rule of the server's rule file; `projects` limits it to some projects."""
+
+    projects: list[DisplayName] | None = None
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors(include_url=False, include_context=False, include_input=False)[:5]:
+        where = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    return "; ".join(parts)
+
+
+def spec_hash(spec: RuleSpec) -> str:
+    data = spec.model_dump(exclude={"projects"}) if isinstance(spec, FileRule) else spec.model_dump()
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _default(name: str, for_steps: int, keep: int, severity: Severity, description: str) -> RuleSpec:
+    return RuleSpec(name=name, detector=name, for_steps=for_steps, keep_firing_steps=keep,
+                    severity=severity, description=description)
+
+
+DEFAULT_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(name="nonfinite", detector="nonfinite", for_steps=1, keep_firing_steps=5, severity="critical",
+             description="NaN or Inf in any logged value (advantages, rewards, loss, ...): fires at once"),
+    _default("entropy_collapse", 5, 5, "critical",
+             "mean token entropy below 0.3 x its early baseline (mean of the first 10 steps)"),
+    _default("entropy_early_warning", 3, 10, "warning",
+             "Cov(log pi, A) persistently positive, or the entropy trend meets the collapse level within 200 steps"),
+    _default("sign_imbalance", 10, 5, "warning",
+             "abs(sign balance) > 0.5: success-heavy mass collapses entropy, failure-heavy mass the head geometry"),
+    _default("heavy_tails", 10, 5, "warning",
+             "max|A|/std > 10, excess kurtosis > 20 or ESS/N < 0.1"),
+    _default("no_signal", 10, 5, "warning", "more than 80% of groups all solved or all failed"),
+    _default("diversity_collapse", 10, 5, "warning",
+             "distinct completions below 0.5 x baseline, or pass@G - pass@1 below 0.3 x baseline"),
+    _default("geometry_collapse", 3, 1, "warning", "rank-1 fraction of the head update above 0.95"),
+)
+
+
+class RulesFileError(ValueError):
+    """The rule file cannot be read or does not validate."""
+
+
+def parse_rules(data: Any, where: str = "rules") -> list[FileRule]:
+    """Rules from a YAML document: `{rules: [...]}` or a bare list."""
+    items = data.get("rules") if isinstance(data, dict) else data
+    if isinstance(data, dict) and set(data) - {"rules"}:
+        raise RulesFileError(f"{where}: unknown top-level keys {sorted(set(data) - {'rules'})}; expected `rules:`")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise RulesFileError(f"{where}: `rules` must be a list of rules")
+    rules, seen = [], set()
+    for i, item in enumerate(items):
+        try:
+            rule = FileRule.model_validate(item)
+        except ValidationError as exc:
+            raise RulesFileError(f"{where}: rule {i + 1}: {_brief(exc)}") from None
+        key = (rule.name, tuple(rule.projects or ()))
+        if key in seen:
+            raise RulesFileError(f"{where}: rule {rule.name!r} appears twice for the same projects")
+        seen.add(key)
+        rules.append(rule)
+    return rules
+
+
+def load_rules_file(path: str | Path) -> list[FileRule]:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesFileError(f"cannot read rule file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RulesFileError(f"{path} is not valid YAML: {exc}") from None
+    return parse_rules(data, str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    detector: str
+    title: str
+    params: Any
+    step: Any
+    describe: Any
+    for_steps: int
+    keep_firing_steps: int
+    warmup_steps: int
+    severity: str
+    repeat_interval_s: float
+    labels: dict
+    label_key: str
+    hash: str
+    source: str
+    spec: RuleSpec
+
+    def fingerprint(self, run_id: int) -> str:
+        return hashlib.sha256(f"{run_id}\x1f{self.name}\x1f{self.label_key}".encode()).hexdigest()[:24]
+
+
+_compiled: dict[tuple[str, str], CompiledRule] = {}
+
+
+def compile_rule(spec: RuleSpec, source: str) -> CompiledRule:
+    """The rule ready to evaluate; compiled once per distinct spec."""
+    digest = spec_hash(spec)
+    hit = _compiled.get((digest, source))
+    if hit is not None:
+        return hit
+    d = DETECTORS[spec.detector]
+    if spec.detector == "threshold":
+        params = ThresholdParams(metric=spec.metric, op=spec.op, value=spec.value)
+    else:
+        params = d.params.model_validate(spec.params)
+    rule = CompiledRule(
+        name=spec.name, detector=spec.detector, title=d.title, params=params, step=d.step,
+        describe=d.describe, for_steps=spec.for_steps, keep_firing_steps=spec.keep_firing_steps,
+        warmup_steps=spec.warmup_steps, severity=spec.severity,
+        repeat_interval_s=spec.repeat_interval_s, labels=dict(spec.labels),
+        label_key=orjson.dumps(spec.labels, option=orjson.OPT_SORT_KEYS).decode(),
+        hash=digest, source=source, spec=spec,
+    )
+    if len(_compiled) > 4096:
+        _compiled.clear()
+    _compiled[(digest, source)] = rule
+    return rule
+
+
+def effective_rules(
+    project: str | None, file_rules: list[FileRule], api_rules: list[RuleSpec]
+) -> list[CompiledRule]:
+    """Every rule of a project, disabled ones included: defaults < file rules < API rules."""
+    by_name: dict[str, tuple[RuleSpec, str]] = {r.name: (r, "default") for r in DEFAULT_RULES}
+    for scoped in (False, True):  # rules for all projects first, then the project's own
+        for r in file_rules:
+            if bool(r.projects) == scoped and (not scoped or project in r.projects):
+                by_name[r.name] = (r, "file")
+    for r in api_rules:
+        by_name[r.name] = (r, "api")
+    return [compile_rule(spec, source) for spec, source in by_name.values()]

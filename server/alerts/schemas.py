@@ -1,0 +1,180 @@
+"""API models of alerts, rules, channels and silences."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fadewatch.server.alerts.rules import RuleName, RuleSpec
+from fadewatch.server.alerts.silencing import Matcher
+
+__all__ = [
+    "AlertStateName", "AlertOut", "AlertList", "AttemptOut", "NotificationOut", "EventOut", "AlertDetail",
+    "RuleOut", "RuleList", "ChannelIn", "ChannelPatch", "ChannelOut", "ChannelList", "TestSent",
+    "SilenceIn", "SilenceOut", "SilenceList",
+]
+
+AlertStateName = Literal["inactive", "pending", "firing", "resolved"]
+ChannelKind = Literal["slack", "webhook"]
+
+
+class AlertOut(BaseModel):
+    id: int
+    project: str
+    run_id: int
+    run_name: str
+    fingerprint: str
+    rule: str
+    detector: str
+    severity: str
+    labels: dict[str, str]
+    state: AlertStateName
+    summary: str | None
+    values: dict[str, Any] | None = Field(description="the values that tripped the rule (latest while firing)")
+    diagnosis: dict[str, Any] | None = Field(description="sign and difficulty axes when it fired or resolved")
+    pending_step: int | None
+    fired_step: int | None
+    resolved_step: int | None
+    last_step: int | None
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    last_notified_at: datetime | None
+    notified: bool = Field(description="the firing message of this episode was sent")
+    muted: str | None = Field(description="why notifications are held back: inhibited, silenced:<id>")
+    url: str = Field(description="the run's page in the dashboard")
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertOut]
+
+
+class AttemptOut(BaseModel):
+    at: datetime
+    outcome: Literal["delivered", "retry", "failed"]
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class NotificationOut(BaseModel):
+    message_id: str = Field(description="stable across retries: the webhook-id receivers dedupe by")
+    channel_id: int | None
+    channel_name: str
+    kind: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    log: list[AttemptOut]
+
+
+class EventOut(BaseModel):
+    id: int
+    kind: Literal["firing", "resolved", "repeat"]
+    step: int
+    at: datetime
+    severity: str
+    summary: str | None
+    values: dict[str, Any] | None
+    diagnosis: dict[str, Any] | None
+    muted: str | None
+    notifications: list[NotificationOut]
+
+
+class AlertDetail(AlertOut):
+    events: list[EventOut]
+
+
+class RuleOut(RuleSpec):
+    source: Literal["default", "file", "api"] = Field(
+        description="where the rule comes from: built-in default, the server's rule file, or the API")
+
+
+class RuleList(BaseModel):
+    rules: list[RuleOut]
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RuleName
+    kind: ChannelKind
+    url: str = Field(min_length=1, max_length=2000)
+    secret: str | None = Field(None, min_length=1, max_length=200,
+                               description="webhook channels: base64 signing key (24-64 bytes), optionally whsec_-prefixed; never returned")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _secret_fits_kind(self) -> ChannelIn:
+        if self.kind == "webhook" and self.secret is None:
+            raise ValueError("a webhook channel needs a secret to sign with, e.g. whsec_ + base64 of 32 random bytes")
+        if self.kind == "slack" and self.secret is not None:
+            raise ValueError("slack channels take no secret: the webhook URL itself is the secret")
+        return self
+
+
+class ChannelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RuleName | None = None
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    secret: str | None = Field(None, min_length=1, max_length=200)
+    enabled: bool | None = None
+
+
+class ChannelOut(BaseModel):
+    id: int
+    project: str
+    name: str
+    kind: ChannelKind
+    url: str = Field(description="the target, with its secret parts (Slack path, query string) masked")
+    has_secret: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
+class TestSent(BaseModel):
+    message_id: str
+    status: str
+
+
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[Matcher] = Field(min_length=1, max_length=20)
+    starts_at: datetime | None = Field(None, description="default: now")
+    ends_at: datetime | None = None
+    duration_s: float | None = Field(None, gt=0, le=366 * 86_400, allow_inf_nan=False)
+    comment: str | None = Field(None, max_length=500)
+    created_by: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SilenceIn:
+        if (self.ends_at is None) == (self.duration_s is None):
+            raise ValueError("give exactly one of ends_at and duration_s")
+        return self
+
+
+class SilenceOut(BaseModel):
+    id: int
+    project: str
+    matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str | None
+    created_by: str | None
+    created_at: datetime
+    active: bool
+
+
+class SilenceList(BaseModel):
+    silences: list[SilenceOut]
