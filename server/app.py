@@ -7,7 +7,6 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from fadewatch import __version__
 from fadewatch.server.db import is_sqlite, make_engine, make_session_factory
@@ -87,11 +86,11 @@ def create_app(settings: ServerSettings | None = None, database: Database | None
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     install_error_handlers(app)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse(f"{API_PREFIX}/docs")
-
     _document_raw_bodies(app)
+    # The dashboard at "/", reading this server's API over HTTP (never the database).
+    from fadewatch.dashboard.mount import mount_dashboard
+
+    mount_dashboard(app, api_url=settings.public_url)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

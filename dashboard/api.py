@@ -1,0 +1,124 @@
+"""A small read client for the server's HTTP API: the dashboard's only source of data.
+
+    ApiError                 any failure to get an answer
+     ├── Unauthorized        401: a token is needed, or it is unknown or revoked
+     ├── NotFoundError       404: unknown run (or one of another project)
+     └── Unavailable         connection refused, timeout, 5xx
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "ReadClient",
+    "ApiError",
+    "Unauthorized",
+    "NotFoundError",
+    "Unavailable",
+    "MAX_KEYS_PER_REQUEST",
+    "MAX_POINTS_LIMIT",
+]
+
+MAX_KEYS_PER_REQUEST = 100
+MAX_POINTS_LIMIT = 20_000
+
+
+class ApiError(Exception):
+    """The read API did not answer as expected."""
+
+
+class Unauthorized(ApiError):
+    pass
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class Unavailable(ApiError):
+    pass
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class ReadClient:
+    """GETs against `/api/v1` of one server; `transport` is injectable for tests."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", headers=headers,
+                                  timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ReadClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, path: str, **params: Any) -> Any:
+        try:
+            r = self._http.get(path, params=_clean(params))
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{self.base_url} did not answer: {exc}") from exc
+        if r.status_code == 401:
+            raise Unauthorized("this server needs an API token")
+        if r.status_code == 404:
+            raise NotFoundError(_detail(r))
+        if r.status_code >= 500:
+            raise Unavailable(f"{self.base_url} answered {r.status_code}: {_detail(r)}")
+        if r.status_code >= 400:
+            raise ApiError(f"GET {path} answered {r.status_code}: {_detail(r)}")
+        return r.json()
+
+    # Runs
+    def runs(self, project: str | None = None, status: str | None = None, limit: int = 500) -> list[dict]:
+        return self.get("/runs", project=project, status=status, limit=limit)["runs"]
+
+    def run(self, run_id: int) -> dict:
+        return self.get(f"/runs/{int(run_id)}")
+
+    def keys(self, run_id: int) -> list[str]:
+        return self.get(f"/runs/{int(run_id)}/keys")
+
+    # Series and histograms
+    def series(self, run_id: int, keys: list[str], max_points: int | None = None,
+               min_step: int | None = None, max_step: int | None = None) -> dict:
+        """{"downsampled", "last_step", "series": {key: {steps, values, min, max}}}; keys in chunks."""
+        out: dict[str, Any] = {"downsampled": False, "last_step": None, "series": {}}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), MAX_KEYS_PER_REQUEST):
+            chunk = keys[i:i + MAX_KEYS_PER_REQUEST]
+            part = self.get(f"/runs/{int(run_id)}/series", keys=",".join(chunk), max_points=max_points,
+                            min_step=min_step, max_step=max_step)
+            out["downsampled"] = out["downsampled"] or part["downsampled"]
+            out["last_step"] = part["last_step"]
+            out["series"].update(part["series"])
+        return out
+
+    def histograms(self, run_id: int, name: str, max_steps: int | None = None,
+                   min_step: int | None = None, max_step: int | None = None) -> dict:
+        return self.get(f"/runs/{int(run_id)}/histograms", name=name, max_steps=max_steps,
+                        min_step=min_step, max_step=max_step)
+
+    # Alerts (served once the alert engine is deployed; absent routes answer 404)
+    def alerts(self, **params: Any) -> list[dict]:
+        data = self.get("/alerts", **params)
+        return data.get("alerts", data) if isinstance(data, dict) else data
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        detail = r.json().get("detail")
+    except Exception:
+        detail = None
+    return str(detail) if detail else r.reason_phrase

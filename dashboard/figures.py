@@ -1,0 +1,236 @@
+"""Pure figure builders for scalar charts: API-shaped data in, Plotly figure dicts out.
+
+Every builder returns plain dicts (JSON-ready, cheap to build) and a "trace map" naming
+what each trace index holds, so live updates can append points to the right traces.
+Strings a user typed go through `text()`: Plotly reads a few HTML-like tags in labels,
+so they are escaped and show literally.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+
+from fadewatch.dashboard.charts import Chart, Trace
+from fadewatch.dashboard.theme import ALERT, NEUTRAL, axis, base_layout, run_color, with_alpha
+
+__all__ = [
+    "text",
+    "empty_figure",
+    "alert_trace",
+    "alert_shapes",
+    "ALERT_AXIS",
+    "series_figure",
+    "compare_figure",
+    "entropy_projection",
+    "projection_trace",
+    "sparkline_svg",
+    "no_data_annotation",
+]
+
+ALERT_AXIS = "yaxis9"   # an invisible [0, 1] axis over the plot: alert markers sit at its top
+
+
+def text(value) -> str:
+    """A user's string made safe for Plotly labels: tags show as typed, never interpreted."""
+    return html.escape(str(value), quote=False)
+
+
+def no_data_annotation(message: str) -> dict:
+    return {"text": text(message), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+            "showarrow": False, "font": {"size": 12}}
+
+
+def empty_figure(message: str, height: int = 280, title: str | None = None) -> dict:
+    layout = base_layout(title, height=height)
+    layout["xaxis"].update(visible=False)
+    layout["yaxis"].update(visible=False)
+    layout["annotations"] = [no_data_annotation(message)]
+    return {"data": [], "layout": layout}
+
+
+def alert_trace(alerts: Sequence[dict]) -> dict:
+    """Triangles at the top of the plot at the steps where alerts fired, with their names."""
+    return {
+        "type": "scatter", "mode": "markers", "name": "alerts", "yaxis": "y9",
+        "x": [a["step"] for a in alerts], "y": [1.0] * len(alerts),
+        "hovertext": [text(a.get("label", "alert")) for a in alerts],
+        "hovertemplate": "%{hovertext}<extra>alert</extra>",
+        "marker": {"symbol": "triangle-down", "size": 10, "color": ALERT},
+        "showlegend": bool(alerts), "cliponaxis": False,
+    }
+
+
+def alert_shapes(alerts: Sequence[dict]) -> list[dict]:
+    """A dashed vertical line per alert step."""
+    steps = sorted({int(a["step"]) for a in alerts})
+    return [
+        {"type": "line", "xref": "x", "yref": "paper", "x0": s, "x1": s, "y0": 0, "y1": 1,
+         "line": {"color": with_alpha(ALERT, 0.55), "width": 1, "dash": "dash"}, "layer": "below",
+         "name": f"alert-{s}"}
+        for s in steps
+    ]
+
+
+def _alert_axis() -> dict:
+    return {"overlaying": "y", "range": [0, 1.02], "visible": False, "fixedrange": True}
+
+
+def _hover(chart: Chart, tr: Trace) -> str:
+    fmt = ".1%" if chart.percent and tr.axis == "y" else ".4g"
+    return f"%{{y:{fmt}}}"
+
+
+def _points(data: dict, key: str) -> dict:
+    return data.get(key) or {"steps": [], "values": [], "min": [], "max": []}
+
+
+def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled: bool,
+                  alerts: Sequence[dict] = (), height: int = 280) -> tuple[dict, list[list[str]]]:
+    """A scalar chart; trace 0 is the alert markers, then per key an optional min/max band and its line.
+
+    `data` maps keys to {"steps", "values", "min", "max"} as the series API returns them.
+    Returns the figure and the trace map: [[key, role], ...] with role "alerts", "lo", "hi", "line".
+    """
+    fig_data = [alert_trace(alerts)]
+    trace_map: list[list[str]] = [["", "alerts"]]
+    any_points = False
+    for tr in traces:
+        p = _points(data, tr.key)
+        has = bool(p["steps"])
+        any_points = any_points or has
+        yaxis = "y2" if tr.axis == "y2" else "y"
+        if downsampled:
+            # Downsampled buckets keep their extremes: a shaded band from min to max.
+            common = {"type": "scatter", "mode": "lines", "x": p["steps"], "yaxis": yaxis,
+                      "line": {"width": 0, "color": tr.color}, "hoverinfo": "skip",
+                      "showlegend": False, "legendgroup": tr.key}
+            fig_data.append({**common, "name": f"{text(tr.label)} min", "y": p["min"]})
+            fig_data.append({**common, "name": f"{text(tr.label)} max", "y": p["max"],
+                             "fill": "tonexty", "fillcolor": with_alpha(tr.color, 0.18)})
+            trace_map += [[tr.key, "lo"], [tr.key, "hi"]]
+        line = {"width": 1.6, "color": tr.color}
+        if tr.dash:
+            line["dash"] = tr.dash
+        fig_data.append({
+            "type": "scatter", "mode": "lines", "name": text(tr.label), "x": p["steps"], "y": p["values"],
+            "yaxis": yaxis, "line": line, "legendgroup": tr.key, "showlegend": has,
+            "hovertemplate": _hover(chart, tr), "connectgaps": False,
+        })
+        trace_map.append([tr.key, "line"])
+
+    layout = base_layout(text(chart.title), y_title=chart.y_title, height=height)
+    layout[ALERT_AXIS] = _alert_axis()
+    if chart.percent:
+        layout["yaxis"]["tickformat"] = ".0%"
+    if chart.y_range:
+        layout["yaxis"]["range"] = list(chart.y_range)
+    if any(t.axis == "y2" for t in traces):
+        layout["yaxis2"] = axis(chart.y2_title, overlaying="y", side="right", showgrid=False)
+    shapes = alert_shapes(alerts)
+    if chart.band is not None:
+        shapes = _band_shapes(chart.band) + shapes
+    layout["shapes"] = shapes
+    if not any_points:
+        keys = ", ".join(t.key for t in traces) or chart.title
+        layout["annotations"] = [no_data_annotation(f"not logged yet: {keys}")]
+    return {"data": fig_data, "layout": layout}, trace_map
+
+
+def _band_shapes(level: float) -> list[dict]:
+    """The alert zones |y| > level, labelled with the collapse each side leads to."""
+    fill = with_alpha(ALERT, 0.08)
+    common = {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "line": {"width": 0},
+              "fillcolor": fill, "layer": "below"}
+    return [
+        {**common, "y0": level, "y1": 1.05, "name": "band-hi",
+         "label": {"text": "success-heavy: entropy collapse risk", "textposition": "top left",
+                   "font": {"size": 10, "color": ALERT}}},
+        {**common, "y0": -1.05, "y1": -level, "name": "band-lo",
+         "label": {"text": "failure-heavy: geometry collapse risk", "textposition": "bottom left",
+                   "font": {"size": 10, "color": ALERT}}},
+    ]
+
+
+def compare_figure(metric: str, runs: Sequence[tuple[dict, dict]], height: int = 320) -> dict:
+    """One metric of several runs overlaid by step; each run in its own colour on every page.
+
+    `runs` holds (run, points) pairs; trace i is run i's line.
+    """
+    data = []
+    for run, p in runs:
+        p = p or {"steps": [], "values": []}
+        data.append({
+            "type": "scatter", "mode": "lines", "x": p["steps"], "y": p["values"],
+            "name": text(f"{run['name']} (#{run['id']})"),
+            "line": {"width": 1.6, "color": run_color(run["id"])}, "hovertemplate": "%{y:.4g}",
+        })
+    layout = base_layout(text(metric), y_title=text(metric), height=height)
+    if not any(p and p["steps"] for _, p in runs):
+        layout["annotations"] = [no_data_annotation(f"none of these runs logged {metric}")]
+    return {"data": data, "layout": layout}
+
+
+def entropy_projection(steps: Sequence[int], values: Sequence[float | None], baseline: float | None,
+                       fraction: float = 0.3, window: int = 50, horizon_factor: float = 10.0) -> dict | None:
+    """Where the recent entropy trend meets the collapse level (fraction x early baseline).
+
+    A least-squares line over the last `window` points; None unless it falls and reaches the
+    level within `horizon_factor` windows of steps. Returns {"level", "from": (step, value),
+    "to": (step, level), "steps_left"}.
+    """
+    pts = [(s, v) for s, v in zip(steps, values) if v is not None and math.isfinite(v)][-window:]
+    if baseline is None or not math.isfinite(baseline) or baseline <= 0 or len(pts) < 5:
+        return None
+    level = fraction * baseline
+    n = len(pts)
+    mx = sum(s for s, _ in pts) / n
+    my = sum(v for _, v in pts) / n
+    sxx = sum((s - mx) ** 2 for s, _ in pts)
+    if sxx <= 0:
+        return None
+    slope = sum((s - mx) * (v - my) for s, v in pts) / sxx
+    last_step = pts[-1][0]
+    fitted_now = my + slope * (last_step - mx)
+    if slope >= 0 or fitted_now <= level:
+        return None
+    hit = mx + (level - my) / slope
+    span = max(pts[-1][0] - pts[0][0], 1)
+    if hit - last_step > horizon_factor * span:
+        return None
+    return {"level": level, "from": (last_step, fitted_now), "to": (hit, level),
+            "steps_left": max(0.0, hit - last_step)}
+
+
+def projection_trace(projection: dict | None) -> dict:
+    """The dashed projection line (empty when there is nothing to project)."""
+    if projection is None:
+        x, y, name = [], [], "projection"
+    else:
+        (x0, y0), (x1, y1) = projection["from"], projection["to"]
+        x, y = [x0, x1], [y0, y1]
+        name = f"projected collapse in ~{projection['steps_left']:.0f} steps"
+    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "yaxis": "y",
+            "line": {"color": NEUTRAL, "dash": "dash", "width": 1.5}, "showlegend": projection is not None,
+            "hovertemplate": "%{y:.3g}"}
+
+
+def sparkline_svg(values: Sequence[float | None], color: str, width: int = 120, height: int = 28) -> str:
+    """A tiny line as an SVG data URI (numbers only: nothing a user typed goes in)."""
+    import base64
+
+    pts = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}">']
+    if len(pts) >= 2:
+        lo = min(v for _, v in pts)
+        hi = max(v for _, v in pts)
+        span = (hi - lo) or 1.0
+        n = max(pts[-1][0], 1)
+        coords = " ".join(
+            f"{2 + (width - 4) * i / n:.1f},{height - 2 - (height - 4) * (v - lo) / span:.1f}" for i, v in pts
+        )
+        svg.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{coords}"/>')
+    svg.append("</svg>")
+    return "data:image/svg+xml;base64," + base64.b64encode("".join(svg).encode()).decode()

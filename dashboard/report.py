@@ -1,0 +1,126 @@
+"""A run as one static, self-contained HTML file: the run page's charts, Plotly inlined, no network.
+
+    fadewatch report 12 -o run.html [--api http://127.0.0.1:8700]
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+from fadewatch import __version__
+from fadewatch.dashboard import runview
+from fadewatch.dashboard.api import ApiError, ReadClient
+from fadewatch.dashboard.histfigures import distribution_figure
+from fadewatch.dashboard.ui import fmt_age
+
+__all__ = ["build_report", "write_report"]
+
+ASSETS = Path(__file__).parent / "assets"
+SECTIONS = (
+    ("Advantage weights", ["@adv-heatmap", "@adv-quantiles", "@adv-dist", "adv-moments", "adv-tails"]),
+    ("Sign axis", ["sign-mass", "sign-balance"]),
+    ("Difficulty axis", ["@diff-heatmap", "difficulty"]),
+    ("Entropy", ["entropy", "entropy-seq", "@ent-heatmap"]),
+    ("Diversity", ["diversity", "pass"]),
+    ("Weight geometry, reward, length", ["geometry", "reward", "length"]),
+)
+WIDE = {"@adv-heatmap", "@ent-heatmap"}
+
+
+def _script_json(value) -> str:
+    """JSON safe inside a <script> element: no '</script>' or '<!--' can appear."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).replace("<", "\\u003c")
+
+
+def _figures(api: ReadClient, run: dict) -> tuple[dict, dict]:
+    rid = run["id"]
+    figs, users, _ = runview.load_series(api, run)
+    heat, bands, _ = runview.load_heat(api, rid, "advantages", "advantage A",
+                                       quantiles_title="Advantage quantiles: 5–95%, 25–75%, median, mean")
+    figs["@adv-heatmap"], figs["@adv-quantiles"] = heat, bands
+    last = run.get("last_step")
+    one = api.histograms(rid, "advantages", max_steps=1, min_step=last, max_step=last) if last is not None else None
+    figs["@adv-dist"] = distribution_figure(one, "advantage A")
+    figs["@diff-heatmap"] = runview.load_heat(api, rid, "difficulty", "group success rate", "total")[0]
+    figs["@ent-heatmap"] = runview.load_heat(api, rid, "entropy", "token entropy (nats)")[0]
+    return figs, users
+
+
+def _samples(api: ReadClient, run_id: int) -> list[dict]:
+    try:
+        rows = api.get(f"/runs/{int(run_id)}/samples", limit=8)
+    except ApiError:
+        return []
+    return rows.get("samples", rows) if isinstance(rows, dict) else rows
+
+
+def build_report(api: ReadClient, run_id: int) -> str:
+    """The report's HTML; every string from the run is escaped, so it renders as text."""
+    from plotly.offline import get_plotlyjs
+
+    run = api.run(run_id)
+    figs, users = _figures(api, run)
+    e = html.escape
+    plots: list[tuple[str, dict]] = []
+    body: list[str] = []
+
+    def figure(fig: dict, wide: bool = False) -> str:
+        plots.append((f"fig-{len(plots)}", fig))
+        return f'<div class="fw-card{" wide" if wide else ""}"><div id="{plots[-1][0]}"></div></div>'
+
+    for title, ids in SECTIONS:
+        cards = [figure(figs[i], i in WIDE) for i in ids if figs.get(i) is not None]
+        body.append(f'<h2 class="fw-section">{e(title)}</h2><div class="fw-grid">{"".join(cards)}</div>')
+    if users:
+        cards = [figure(f) for f in users.values()]
+        body.append(f'<h2 class="fw-section">Other scalars</h2><div class="fw-grid small">{"".join(cards)}</div>')
+    config = json.dumps(run.get("config") or {}, indent=2, sort_keys=True, default=str)
+    body.append(f'<h2 class="fw-section">Config</h2><pre class="fw-pre">{e(config)}</pre>')
+    samples = _samples(api, run["id"])
+    if samples:
+        items = "".join(
+            f'<div class="fw-sample"><div class="fw-meta">step <b>{e(str(s.get("step", "–")))}</b> · reward '
+            f'<b>{e(str(s.get("reward", "–")))}</b> · advantage <b>{e(str(s.get("advantage", "–")))}</b></div>'
+            f'<pre>{e(str(s.get("text", "")))}</pre></div>' for s in samples)
+        body.append(f'<h2 class="fw-section">Sampled completions</h2>{items}')
+
+    css = (ASSETS / "fadewatch.css").read_text(encoding="utf-8")
+    last = "–" if run["last_step"] is None else f"{run['last_step']:,}"
+    generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    header = (
+        f'<h1 class="fw-title">{e(run["name"])}</h1><div class="fw-meta">project <b>{e(run["project"])}</b>'
+        f' · status <b>{e(run["status"])}</b> · step <b>{last}</b> · {run["step_count"]:,} steps'
+        f' · data {e(fmt_age(run.get("last_time")))} · run #{int(run["id"])} · report generated {e(generated)}'
+        f' by fadewatch {e(__version__)}</div>'
+    )
+    plot_calls = "".join(
+        f'Plotly.newPlot("{div}",F[{i}].data,F[{i}].layout,{{displaylogo:false,responsive:true}});'
+        for i, (div, _) in enumerate(plots)
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(run["name"])} · fadewatch report</title>'
+        f"<style>{css}</style></head>"
+        '<body><div id="fw-root" class="fw theme-light"><header class="fw-header"><span class="fw-brand">fadewatch</span>'
+        '<nav></nav><button class="fw-button" id="fw-theme-toggle">☾ / ☀</button></header>'
+        f'<main class="fw-main">{header}{"".join(body)}</main></div>'
+        f"<script>{get_plotlyjs()}</script>"
+        f"<script>var F={_script_json([f for _, f in plots])};"
+        'var root=document.getElementById("fw-root");'
+        'if(window.matchMedia&&window.matchMedia("(prefers-color-scheme: dark)").matches){root.className="fw theme-dark";}'
+        'document.getElementById("fw-theme-toggle").onclick=function(){'
+        'root.className=root.className.indexOf("dark")>0?"fw theme-light":"fw theme-dark";};'
+        f"{plot_calls}</script></body></html>"
+    )
+
+
+def write_report(api_url: str, run_id: int, output: str | Path, token: str | None = None) -> Path:
+    out = Path(output)
+    with ReadClient(api_url, token) as api:
+        text = build_report(api, run_id)
+    out.write_text(text, encoding="utf-8")
+    return out
+

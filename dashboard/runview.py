@@ -1,0 +1,198 @@
+"""What the run page computes between the API and its figures: full loads and live patches.
+
+Kept apart from the page module so the page holds layout and callbacks only; everything
+here takes a read client and plain data and returns figures, patches and page state.
+"""
+
+from __future__ import annotations
+
+from dash import Patch, no_update
+
+from fadewatch.dashboard import alertdata
+from fadewatch.dashboard.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
+from fadewatch.dashboard.figures import entropy_projection, projection_trace, series_figure
+from fadewatch.dashboard.histfigures import (
+    QUANTILE_TRACES,
+    column_shares,
+    heatmap_figure,
+    is_empty,
+    quantile_figure,
+    sum_matrices,
+)
+from fadewatch.dashboard.live import (
+    apply_alerts,
+    apply_appends,
+    count_points,
+    heat_signature,
+    new_alerts,
+    series_appends,
+)
+
+__all__ = ["MAX_POINTS", "MAX_COLUMNS", "load_series", "refresh_series", "load_heat", "refresh_heat",
+           "DIFFICULTY_MODES", "heat_names"]
+
+MAX_POINTS = 1000        # points per series in a full load (the server keeps min/max per bucket)
+MAX_COLUMNS = 200        # heatmap columns in a full load
+BASELINE_POINTS = 20     # early entropy level the collapse projection is measured against
+PROJECTION_WINDOW = 50
+
+DIFFICULTY_MODES = {
+    "total": ("Mass per success-rate bin (m_S + m_F)", [HISTOGRAMS["mass_pos"], HISTOGRAMS["mass_neg"]]),
+    "pos": ("Positive mass m_S per success-rate bin", [HISTOGRAMS["mass_pos"]]),
+    "neg": ("Negative mass m_F per success-rate bin", [HISTOGRAMS["mass_neg"]]),
+    "groups": ("Groups per success-rate bin", [HISTOGRAMS["groups"]]),
+}
+
+
+def _wanted(keys) -> list[str]:
+    return list(dict.fromkeys([*chart_keys(), *pass_keys(keys), *other_keys(keys)]))
+
+
+def _baseline(series: dict) -> float | None:
+    vals = [v for v in (series.get("entropy/mean") or {}).get("values", []) if v is not None][:BASELINE_POINTS]
+    return sum(vals) / len(vals) if vals else None
+
+
+def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
+    """Full figures of every scalar chart: ({chart id: figure}, {user key: figure}, state)."""
+    keys = sorted(set(run.get("summary") or {}) | set(known_keys))
+    data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS)
+    series, down = data["series"], data["downsampled"]
+    alerts = alertdata.run_alerts(api, run["id"])
+    figs, maps = {}, {}
+    baseline = _baseline(series)
+    for chart, traces in charts_for(keys):
+        fig, tmap = series_figure(chart, traces, series, down, alerts)
+        if chart.id == "entropy":
+            p = series.get("entropy/mean") or {"steps": [], "values": []}
+            fig["data"].append(projection_trace(entropy_projection(p["steps"], p["values"], baseline,
+                                                                   window=PROJECTION_WINDOW)))
+            tmap.append(["", "projection"])
+        figs[chart.id], maps[chart.id] = fig, tmap
+    users = {}
+    for key in other_keys(keys):
+        fig, tmap = series_figure(user_chart(key), user_chart(key).traces, series, down, alerts, height=220)
+        users[key], maps[f"user:{key}"] = fig, tmap
+    state = {
+        "run_id": run["id"], "last": data["last_step"], "points": count_points(series), "keys": keys,
+        "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps, "baseline": baseline,
+        "alerts": [a["id"] for a in alerts],
+    }
+    return figs, users, state
+
+
+def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys: list[str]):
+    """Patches for the held charts, or None when the page must load in full instead."""
+    keys = sorted(set(run.get("summary") or {}) | set(state["keys"]))
+    if other_keys(keys) != state["users"] or pass_keys(keys) != state["passk"]:
+        return None
+    if state["last"] is not None and run.get("last_step") is not None and run["last_step"] <= state["last"]:
+        new_series, last = {}, state["last"]
+    else:
+        min_step = None if state["last"] is None else state["last"] + 1
+        data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS, min_step=min_step)
+        if data["downsampled"]:
+            return None
+        new_series, last = data["series"], data["last_step"]
+    added = count_points(new_series)
+    if state["points"] + added > 2 * MAX_POINTS:
+        return None
+    alerts = new_alerts(alertdata.run_alerts(api, run["id"]), state["alerts"])
+    if not added and not alerts:
+        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update
+
+    def patch_for(map_id: str):
+        tmap = state["maps"].get(map_id)
+        if tmap is None:
+            return no_update
+        patch = Patch()
+        appends = series_appends(tmap, new_series)
+        lines = [i for i, (_, role) in enumerate(tmap) if role == "line"]
+        apply_appends(patch, appends, lines)
+        apply_alerts(patch, alerts)
+        if map_id == "entropy" and any(key == "entropy/mean" for key, _ in
+                                       (tmap[i] for i, _, _ in appends)):
+            _patch_projection(api, run, state, tmap, patch, last)
+        return patch if (appends or alerts) else no_update
+
+    charts = [patch_for(cid) for cid in chart_ids]
+    users = [patch_for(f"user:{k}") for k in user_keys]
+    new_state = Patch()
+    new_state["last"] = last
+    new_state["points"] = state["points"] + added
+    new_state["alerts"].extend([a["id"] for a in alerts])
+    if state["baseline"] is None:
+        new_state["baseline"] = _baseline(new_series)
+    return charts, users, new_state
+
+
+def _patch_projection(api, run, state, tmap, patch, last) -> None:
+    index = next(i for i, (_, role) in enumerate(tmap) if role == "projection")
+    recent = api.series(run["id"], ["entropy/mean"], max_points=4 * PROJECTION_WINDOW,
+                        min_step=max(0, (last or 0) - 20 * PROJECTION_WINDOW))["series"].get("entropy/mean")
+    baseline = state["baseline"] if state["baseline"] is not None else _baseline({"entropy/mean": recent or {}})
+    trace = projection_trace(entropy_projection(recent["steps"], recent["values"], baseline,
+                                                window=PROJECTION_WINDOW) if recent else None)
+    for field in ("x", "y", "name", "showlegend"):
+        patch["data"][index][field] = trace[field]
+
+
+def heat_names(kind: str, mode: str | None = None) -> tuple[str, list[str]]:
+    if kind == "difficulty":
+        return DIFFICULTY_MODES.get(mode or "total", DIFFICULTY_MODES["total"])
+    return {"advantages": ("Advantage weights per step", [HISTOGRAMS["advantages"]]),
+            "entropy": ("Token entropy per step", [HISTOGRAMS["entropy"]])}[kind]
+
+
+def _matrix(api, run_id: int, names: list[str], **params) -> dict | None:
+    matrix = None
+    for name in names:
+        matrix = sum_matrices(matrix, api.histograms(run_id, name, **params))
+    return matrix
+
+
+def load_heat(api, run_id: int, kind: str, y_title: str, mode: str | None = None,
+              quantiles_title: str | None = None) -> tuple[dict, dict | None, dict]:
+    """A heatmap (and for advantages, quantile bands) in full, with the state to refresh them."""
+    title, names = heat_names(kind, mode)
+    matrix = _matrix(api, run_id, names, max_steps=MAX_COLUMNS)
+    alerts = alertdata.run_alerts(api, run_id)
+    heat = heatmap_figure(matrix, title, y_title, alerts,
+                          empty_message=f"not logged yet: histogram {' + '.join(names)}")
+    bands = quantile_figure(matrix, quantiles_title, y_title, alerts) if quantiles_title else None
+    empty = is_empty(matrix)
+    state = {"run_id": run_id, "kind": kind, "mode": mode, "last": None if empty else matrix["steps"][-1],
+             "first": None if empty else matrix["first_steps"][0], "cols": 0 if empty else len(matrix["steps"]),
+             "sig": None if empty else heat_signature(matrix), "alerts": [a["id"] for a in alerts]}
+    return heat, bands, state
+
+
+def refresh_heat(api, state: dict, with_bands: bool):
+    """(heat patch, bands patch, state patch, new steps), or None to load in full."""
+    if state["last"] is None:
+        return None
+    _, names = heat_names(state["kind"], state["mode"])
+    matrix = _matrix(api, state["run_id"], names, max_steps=MAX_COLUMNS, min_step=state["last"] + 1)
+    alerts = new_alerts(alertdata.run_alerts(api, state["run_id"]), state["alerts"])
+    fresh = not is_empty(matrix)
+    if fresh and (heat_signature(matrix) != state["sig"] or state["cols"] + len(matrix["steps"]) > 2 * MAX_COLUMNS):
+        return None
+    if not fresh and not alerts:
+        return no_update, no_update, no_update, []
+    heat, bands, new_state = Patch(), Patch(), Patch()
+    if fresh:
+        heat["data"][1]["x"].extend(matrix["steps"])
+        heat["data"][1]["z"].extend(column_shares(matrix))
+        if with_bands:
+            for i, (key, _, _) in enumerate(QUANTILE_TRACES, start=1):
+                bands["data"][i]["x"].extend(matrix["steps"])
+                bands["data"][i]["y"].extend(matrix["quantiles"].get(key, [None] * len(matrix["steps"])))
+            bands["data"][len(QUANTILE_TRACES) + 1]["x"].extend(matrix["steps"])
+            bands["data"][len(QUANTILE_TRACES) + 1]["y"].extend(matrix["mean"])
+        new_state["last"] = matrix["steps"][-1]
+        new_state["cols"] = state["cols"] + len(matrix["steps"])
+    apply_alerts(heat, alerts)
+    if with_bands:
+        apply_alerts(bands, alerts)
+    new_state["alerts"].extend([a["id"] for a in alerts])
+    return heat, (bands if with_bands else no_update), new_state, (matrix["steps"] if fresh else [])
