@@ -52,3 +52,19 @@ def test_cli_help_lists_the_commands():
         assert command in proc.stdout
 
 
+
+
+def test_every_source_package_is_in_the_distribution():
+    """A folder with an __init__.py that pyproject.toml does not list would be missing from the wheel."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {folder: name for name, folder in tool["package-dir"].items()}
+    found = set()
+    for folder, name in folders.items():
+        for init in (root / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(root / folder).parts
+            found.add(".".join((name, *parts)))
+    assert found <= set(tool["packages"]), sorted(found - set(tool["packages"]))
