@@ -124,7 +124,10 @@ def _patch_tracking(module: Any) -> None:
         original_init(self, project_name, experiment_name, [b for b in backends if b != BACKEND] or [],
                       config, *args, **kwargs)
         if ours:
-            self.logger[BACKEND] = FadewatchBackend(project_name, experiment_name, config)
+            try:
+                self.logger[BACKEND] = FadewatchBackend(project_name, experiment_name, config)
+            except Exception as exc:  # noqa: BLE001 - e.g. a name fadewatch refuses: train without it
+                logger.error("fadewatch: could not start the run for verl (%s); training goes on without it", exc)
 
     @functools.wraps(original_finish)
     def finish(self, exit_code: int = 0, *args, **kwargs):
