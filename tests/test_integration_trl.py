@@ -105,12 +105,16 @@ def test_grpo_steps_match_what_trl_computed(server, tmp_path):
         assert entropy[step]["count"] == pytest.approx(lengths[step - (step + 1) % 2] * 8)
 
 
-@pytest.mark.parametrize("trainer_kind, scale_rewards", [("grpo", "batch"), ("grpo", "none"), ("rloo", None)])
-def test_every_advantage_mode(server, tmp_path, trainer_kind, scale_rewards):
-    extra = {"scale_rewards": scale_rewards} if scale_rewards else {}
+@pytest.mark.parametrize("trainer_kind, extra", [
+    ("grpo", {"scale_rewards": "batch"}),
+    ("grpo", {"scale_rewards": "none"}),
+    ("grpo", {"multi_objective_aggregation": "normalize_then_sum"}),
+    ("rloo", {}),
+], ids=["grpo-batch", "grpo-none", "grpo-normalize_then_sum", "rloo"])
+def test_every_advantage_mode(server, tmp_path, trainer_kind, extra):
     trainer = make_trainer(tmp_path, trainer=trainer_kind, max_steps=2, **extra)
     recorder = TrlRecorder(trainer, {"digit_reward": 1.0})
-    name = f"{trainer_kind}-{scale_rewards}"
+    name = "-".join([trainer_kind, *map(str, extra.values())])
     watcher = fadewatch.watch(trainer, project="trl-modes", name=name, url=server.url)
     trainer.train()
     assert watcher.errors == 0 and watcher.run.finished

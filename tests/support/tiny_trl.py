@@ -29,13 +29,14 @@ def build_tokenizer():
     return tok
 
 
-def build_model(tokenizer, seed: int = 0):
-    """A randomly initialised 2-layer Llama small enough to train in seconds on a CPU."""
+def build_model(tokenizer, seed: int = 0, hidden_size: int = 32, layers: int = 2):
+    """A randomly initialised Llama (2 layers of width 32 by default) that trains in seconds on a CPU."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=layers,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
@@ -72,12 +73,12 @@ def length_reward(completions: list[str], **_: Any) -> list[float]:
 
 
 def make_trainer(output_dir: Path, *, trainer: str = "grpo", max_steps: int = 3, reward_funcs=None,
-                 dataset_size: int = 16, seed: int = 0, **config: Any):
+                 dataset_size: int = 16, seed: int = 0, hidden_size: int = 32, layers: int = 2, **config: Any):
     """A GRPOTrainer (or RLOOTrainer) on the tiny model; ``config`` overrides the trainer's config."""
     import trl
 
     tokenizer = build_tokenizer()
-    model = build_model(tokenizer, seed)
+    model = build_model(tokenizer, seed, hidden_size, layers)
     base = dict(output_dir=str(output_dir), per_device_train_batch_size=4, num_generations=4,
                 max_completion_length=6, max_steps=max_steps, learning_rate=1e-3, logging_steps=1,
                 report_to=[], save_strategy="no", use_cpu=True, seed=seed, temperature=1.0,
