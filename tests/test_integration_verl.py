@@ -30,6 +30,17 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.fixture
+def server_url(_isolated_home, server, monkeypatch):
+    """verl's Tracking takes no fadewatch options: the backend reads FADEWATCH_URL, as in production."""
+    from fadewatch.settings import get_settings
+
+    monkeypatch.setenv("FADEWATCH_URL", server.url)
+    get_settings.cache_clear()
+    yield server.url
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def verl_modules():
     hook.setup()
@@ -82,9 +93,8 @@ def _assert_step_stored(stored: Stored, step: int, advantages: torch.Tensor, mas
     assert e["mean"] == pytest.approx((entropy * mask).sum().item() / mask.sum().item(), rel=1e-5)
 
 
-def test_legacy_trainer_step(server, verl_modules, monkeypatch):
+def test_legacy_trainer_step(server, server_url, verl_modules):
     ray_trainer, _, tracking = verl_modules
-    monkeypatch.setenv("FADEWATCH_URL", server.url)
     logger = _tracking(tracking, server, "legacy")
     data, entropy, reward = _rollouts()
     mask = data.batch["response_mask"]
@@ -104,9 +114,8 @@ def test_legacy_trainer_step(server, verl_modules, monkeypatch):
     assert samples and all(s["group"] in ("p0", "p1") for s in samples)
 
 
-def test_v1_trainer_step_and_failure(server, verl_modules, monkeypatch):
+def test_v1_trainer_step_and_failure(server, server_url, verl_modules):
     _, trainer_base, tracking = verl_modules
-    monkeypatch.setenv("FADEWATCH_URL", server.url)
     logger = _tracking(tracking, server, "v1")
     # validation before training logs metrics alone at step 0
     logger.log(data={"val-core/gsm8k/reward/mean@1": 0.25}, step=0)
@@ -132,9 +141,8 @@ def test_v1_trainer_step_and_failure(server, verl_modules, monkeypatch):
     _assert_step_stored(stored, 1, data.batch["advantages"], mask, reward, entropy)
 
 
-def test_an_exception_in_fit_marks_the_run_failed(server, verl_modules, monkeypatch):
+def test_an_exception_in_fit_marks_the_run_failed(server, server_url, verl_modules):
     ray_trainer, _, tracking = verl_modules
-    monkeypatch.setenv("FADEWATCH_URL", server.url)
     logger = _tracking(tracking, server, "fit-fails")
     bare = ray_trainer.RayPPOTrainer.__new__(ray_trainer.RayPPOTrainer)  # fit() fails on its first line
     with pytest.raises(AttributeError):
