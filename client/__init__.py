@@ -4,9 +4,12 @@
     run = fadewatch.init(project="math-grpo", name="qwen7b-fade", config=cfg)
     run.log(step, advantages=adv, rewards=r, group_ids=uid, entropy=ent, mask=mask, loss=loss)
     run.finish()
+
+    fadewatch.watch(trainer, project="math-grpo")   # a TRL GRPOTrainer, in one line
 """
 
 from fadewatch.errors import FadewatchError, ServerError, UsageError
+from fadewatch.integrations import watch
 from fadewatch.registry import finish, init, log
 from fadewatch.runs import Run
 from fadewatch.settings import Settings, get_settings
@@ -25,6 +28,7 @@ __all__ = [
     "init",
     "log",
     "run",
+    "watch",
 ]
 
 

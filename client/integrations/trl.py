@@ -1,0 +1,254 @@
+"""``fadewatch.watch(trainer)``: one line in a Hugging Face TRL GRPOTrainer or RLOOTrainer.
+
+Public callbacks carry the step boundaries (optimizer step, end of training); TRL keeps the
+per-rollout data inside internal methods, so those are wrapped on the trainer instance only
+(never on the class): reward scoring, generation (which tags each rollout with its index),
+the loss (per-token entropy and log-probabilities, the advantages it used), the training
+step (the loss value) and the gradient norm. At each optimizer step every process hands its
+rollouts to the main process, which alone logs them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+from transformers import TrainerCallback
+
+import fadewatch
+from fadewatch.errors import UsageError
+from fadewatch.integrations.common import VersionRange, installed_version, scalar_name
+from fadewatch.integrations.trl_batch import StepBatch
+from fadewatch.notices import Notices, logger
+from fadewatch.records import config_to_json
+
+__all__ = ["SUPPORTED_TRL", "TrlWatcher", "watch_trl"]
+
+# The GRPO/RLOO internals hooked here have the same names, arguments and return values in
+# every release of this range (read in the sources of 1.0.0, 1.10.0, 1.15.0 and 1.16.0).
+SUPPORTED_TRL = VersionRange("trl", "1.0", "1.17")
+_WRAPPED = ("_calculate_rewards", "_generate_and_score_completions", "_compute_loss",
+            "_get_per_token_logps_and_entropies", "training_step", "train")
+_OPTIONAL = ("_get_grad_norm",)
+
+
+def watch_trl(trainer: Any, project: str | None = None, name: str | None = None, *,
+              allow_untested: bool = False, finish_timeout: float = 30.0, **init_options: Any) -> TrlWatcher:
+    """Log every optimizer step of a TRL GRPOTrainer or RLOOTrainer to a fadewatch run."""
+    import trl
+
+    kinds = tuple(getattr(trl, n) for n in ("GRPOTrainer", "RLOOTrainer") if hasattr(trl, n))
+    if not isinstance(trainer, kinds):
+        raise UsageError(f"fadewatch.watch() takes a TRL GRPOTrainer or RLOOTrainer, got {type(trainer).__name__}")
+    if getattr(trainer, "_fadewatch_watcher", None) is not None:
+        raise UsageError("this trainer is already watched by fadewatch")
+    if not allow_untested:
+        SUPPORTED_TRL.check(installed_version("trl"), "fadewatch.watch()", "allow_untested=True")
+    missing = [n for n in _WRAPPED if not callable(getattr(trainer, n, None))]
+    if missing:
+        raise UsageError(f"this {type(trainer).__name__} lacks {', '.join(missing)}, which fadewatch.watch() "
+                         f"hooks: supported TRL versions are {SUPPORTED_TRL}")
+    return TrlWatcher(trainer, project, name, finish_timeout, init_options)
+
+
+def trainer_config(trainer: Any) -> dict[str, Any]:
+    """The run's config: the trainer's arguments, model, reward functions and versions."""
+    model_config = getattr(getattr(trainer, "model", None), "config", None)
+    weights = getattr(trainer, "reward_weights", None)
+    return {
+        "trainer": type(trainer).__name__,
+        "args": trainer.args.to_dict(),
+        "model": {"name": getattr(model_config, "_name_or_path", None) or None,
+                  "type": getattr(model_config, "model_type", None)},
+        "reward_funcs": list(getattr(trainer, "reward_func_names", [])),
+        "reward_weights": weights.tolist() if weights is not None else None,
+        "num_processes": trainer.accelerator.num_processes,
+        "versions": {d: installed_version(d) for d in ("trl", "transformers", "accelerate", "torch")},
+    }
+
+
+class _Callback(TrainerCallback):
+    def __init__(self, watcher: TrlWatcher):
+        self.watcher = watcher
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.watcher._train_begin()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.watcher._optimizer_step()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.watcher._step_end(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.watcher._end("finished")
+
+
+class TrlWatcher:
+    """What ``fadewatch.watch(trainer)`` returns: the run (main process only) and the hook's state.
+
+    ``run`` is None on the other processes. ``failure`` is the exception that ended training
+    ("ValueError: ..."), if one did. ``errors`` counts failures of the hook itself, which are
+    logged and never raised into training. ``detach()`` removes the hook.
+    """
+
+    def __init__(self, trainer: Any, project: str | None, name: str | None, finish_timeout: float,
+                 init_options: dict[str, Any]):
+        self.trainer = trainer
+        self.is_main = bool(trainer.accelerator.is_main_process)
+        self.failure: str | None = None
+        self.errors = 0
+        self.run: fadewatch.Run | None = None
+        self._finish_timeout = finish_timeout
+        user_config = config_to_json(init_options.pop("config", None)) or {}
+        self._init_args = dict(project=project, name=name or getattr(trainer.args, "run_name", None),
+                               config={**trainer_config(trainer), **user_config}, **init_options)
+        self._batch = StepBatch(trainer)
+        self._notices = Notices()
+        self._seen: dict[str, tuple[list, int]] = {}
+        self._loss: Any = None
+        self._grad_norm: Any = None
+        self._learning_rate: float | None = None
+        self._capture = threading.local()
+        self._originals: dict[str, Any] = {}
+        if self.is_main:
+            self.run = fadewatch.init(**self._init_args)
+        self._callback = _Callback(self)
+        self._install()
+        trainer._fadewatch_watcher = self
+
+    # ---- installing ------------------------------------------------------------------
+
+    def _install(self) -> None:
+        trainer = self.trainer
+        for name in _WRAPPED + _OPTIONAL:
+            original = getattr(trainer, name, None)
+            if callable(original):
+                self._originals[name] = original
+                setattr(trainer, name, getattr(self, "_wrapped" + name if name.startswith("_") else "_wrapped_" + name))
+        trainer.add_callback(self._callback)
+
+    def detach(self) -> None:
+        """Remove the hook from the trainer (the run stays as it is; finish it with ``run.finish()``)."""
+        for name in self._originals:
+            self.trainer.__dict__.pop(name, None)
+        self._originals.clear()
+        self.trainer.remove_callback(self._callback)
+        self.trainer._fadewatch_watcher = None
+
+    def _training(self) -> bool:
+        return bool(self.trainer.model.training)
+
+    def _guarded(self, what: str, fn, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the hook never breaks training
+            self.errors += 1
+            self._notices.error("trl-" + what, "fadewatch: the TRL hook failed while %s (%r); training goes on "
+                                "(%d hook errors so far)", what, exc, self.errors)
+            return None
+
+    # ---- wrapped TRL methods (every process) -------------------------------------------
+
+    def _wrapped_calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._originals["_calculate_rewards"](*args, **kwargs)
+        if self._training():
+            self._guarded("reading rewards", self._batch.on_rewards, out)
+        return out
+
+    def _wrapped_generate_and_score_completions(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._originals["_generate_and_score_completions"](*args, **kwargs)
+        if self._training():
+            self._guarded("reading the generation batch", self._batch.on_generation, out)
+        return out
+
+    def _wrapped_compute_loss(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        self._capture.active, self._capture.tensors = True, None
+        try:
+            loss = self._originals["_compute_loss"](model, inputs, *args, **kwargs)
+        finally:
+            self._capture.active = False
+        if self._training() and self._capture.tensors is not None:
+            self._guarded("reading a micro-batch", self._batch.on_micro_batch, inputs, *self._capture.tensors)
+        self._capture.tensors = None
+        return loss
+
+    def _wrapped_get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._originals["_get_per_token_logps_and_entropies"](*args, **kwargs)
+        if getattr(self._capture, "active", False) and kwargs.get("compute_entropy"):
+            self._capture.tensors = (out[0], out[1])
+        return out
+
+    def _wrapped_training_step(self, *args: Any, **kwargs: Any) -> Any:
+        loss = self._originals["training_step"](*args, **kwargs)
+        if hasattr(loss, "detach"):
+            self._loss = loss.detach() if self._loss is None else self._loss + loss.detach()
+        return loss
+
+    def _wrapped_get_grad_norm(self, *args: Any, **kwargs: Any) -> Any:
+        self._grad_norm = self._originals["_get_grad_norm"](*args, **kwargs)
+        return self._grad_norm
+
+    def _wrapped_train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            out = self._originals["train"](*args, **kwargs)
+        except BaseException as exc:
+            self._end("failed", exc)
+            raise
+        self._end("finished")
+        return out
+
+    # ---- callbacks -------------------------------------------------------------------
+
+    def _train_begin(self) -> None:
+        if self.is_main and (self.run is None or self.run.finished):
+            self.failure = None
+            self.run = self._guarded("starting the run", fadewatch.init, **self._init_args)
+
+    def _optimizer_step(self) -> None:
+        getter = getattr(self.trainer, "_get_learning_rate", None)
+        if getter is not None:
+            self._learning_rate = self._guarded("reading the learning rate", getter)
+
+    def _step_end(self, state: Any) -> None:
+        local = self._guarded("collecting the step", self._batch.take_step)
+        rollouts = self._batch.gather(local)  # every process takes part
+        loss, self._loss = self._loss, None
+        if loss is not None and self.trainer.accelerator.num_processes > 1:
+            loss = self.trainer.accelerator.reduce(loss, reduction="mean")
+        if self.is_main and self.run is not None and not self.run.finished:
+            self._guarded("logging the step", self._log_step, state, rollouts, loss)
+
+    def _log_step(self, state: Any, rollouts: dict[str, Any] | None, loss: Any) -> None:
+        # TRL's own metrics under "train/", the names Transformers gives them in W&B and TensorBoard.
+        scalars: dict[str, Any] = {scalar_name("train/" + k): v for k, v in self._new_metrics().items()}
+        extra = {"loss": loss, "grad_norm": self._grad_norm, "learning_rate": self._learning_rate,
+                 "epoch": state.epoch}
+        scalars.update({f"train/{k}": v for k, v in extra.items() if v is not None})
+        self._grad_norm = None
+        arrays = self._batch.log_arguments(rollouts) if rollouts is not None else {}
+        self.run.log(state.global_step, **arrays, **scalars)
+
+    def _new_metrics(self) -> dict[str, float]:
+        """TRL's metrics appended since the previous optimizer step, averaged as TRL does."""
+        out = {}
+        for key, values in list(self.trainer._metrics["train"].items()):
+            seen, count = self._seen.get(key, (None, 0))
+            start = count if seen is values else 0  # TRL's log() replaces the lists it clears
+            self._seen[key] = (values, len(values))
+            fresh = [float(v) for v in values[start:] if v is not None]
+            if fresh:
+                valid = [v for v in fresh if not math.isnan(v)]
+                out[key] = sum(valid) / len(valid) if valid else math.nan
+        return out
+
+    def _end(self, status: str, exc: BaseException | None = None) -> None:
+        run = self.run
+        if run is None or run.finished:
+            return
+        if exc is not None:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            logger.error("fadewatch: training of run %s/%s failed with %s; marking the run failed",
+                         run.project, run.name, type(exc).__name__)
+        self._guarded("finishing the run", lambda: run.finish(timeout=self._finish_timeout, status=status))
