@@ -110,6 +110,10 @@ class ReadClient:
         return self.get(f"/runs/{int(run_id)}/histograms", name=name, max_steps=max_steps,
                         min_step=min_step, max_step=max_step)
 
+    def samples(self, run_id: int, limit: int = 8, max_step: int | None = None) -> list[dict]:
+        """Sampled completions of the newest steps at or before `max_step`, newest first."""
+        return self.get(f"/runs/{int(run_id)}/samples", limit=limit, max_step=max_step)["samples"]
+
     # Alerts (served once the alert engine is deployed; absent routes answer 404)
     def alerts(self, **params: Any) -> list[dict]:
         data = self.get("/alerts", **params)

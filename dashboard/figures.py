@@ -17,6 +17,7 @@ from fadewatch.dashboard.theme import ALERT, NEUTRAL, axis, base_layout, run_col
 
 __all__ = [
     "text",
+    "rounded",
     "empty_figure",
     "alert_trace",
     "alert_shapes",
@@ -35,6 +36,12 @@ ALERT_AXIS = "yaxis9"   # an invisible [0, 1] axis over the plot: alert markers 
 def text(value) -> str:
     """A user's string made safe for Plotly labels: tags show as typed, never interpreted."""
     return html.escape(str(value), quote=False)
+
+
+def rounded(values, digits: int = 5) -> list:
+    """Values cut to `digits` significant digits: what a chart can show, in half the bytes."""
+    fmt = f"%.{digits}g"
+    return [None if v is None else float(fmt % v) for v in values]
 
 
 def no_data_annotation(message: str) -> dict:
@@ -106,15 +113,15 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
             common = {"type": "scatter", "mode": "lines", "x": p["steps"], "yaxis": yaxis,
                       "line": {"width": 0, "color": tr.color}, "hoverinfo": "skip",
                       "showlegend": False, "legendgroup": tr.key}
-            fig_data.append({**common, "name": f"{text(tr.label)} min", "y": p["min"]})
-            fig_data.append({**common, "name": f"{text(tr.label)} max", "y": p["max"],
+            fig_data.append({**common, "name": f"{text(tr.label)} min", "y": rounded(p["min"])})
+            fig_data.append({**common, "name": f"{text(tr.label)} max", "y": rounded(p["max"]),
                              "fill": "tonexty", "fillcolor": with_alpha(tr.color, 0.18)})
             trace_map += [[tr.key, "lo"], [tr.key, "hi"]]
         line = {"width": 1.6, "color": tr.color}
         if tr.dash:
             line["dash"] = tr.dash
         fig_data.append({
-            "type": "scatter", "mode": "lines", "name": text(tr.label), "x": p["steps"], "y": p["values"],
+            "type": "scatter", "mode": "lines", "name": text(tr.label), "x": p["steps"], "y": rounded(p["values"]),
             "yaxis": yaxis, "line": line, "legendgroup": tr.key, "showlegend": has,
             "hovertemplate": _hover(chart, tr), "connectgaps": False,
         })
@@ -127,7 +134,12 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
     if chart.y_range:
         layout["yaxis"]["range"] = list(chart.y_range)
     if any(t.axis == "y2" for t in traces):
-        layout["yaxis2"] = axis(chart.y2_title, overlaying="y", side="right", showgrid=False)
+        # Ticks of its own: an overlaying axis otherwise copies the left axis's tick positions.
+        layout["yaxis2"] = axis(chart.y2_title, overlaying="y", side="right", showgrid=False, tickmode="auto")
+        layout["margin"]["r"] = 64
+    if len(traces) == 1:
+        layout["showlegend"] = False
+        layout["margin"]["t"] = 36
     shapes = alert_shapes(alerts)
     if chart.band is not None:
         shapes = _band_shapes(chart.band) + shapes
@@ -135,6 +147,9 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
     if not any_points:
         keys = ", ".join(t.key for t in traces) or chart.title
         layout["annotations"] = [no_data_annotation(f"not logged yet: {keys}")]
+        for name in ("xaxis", "yaxis", "yaxis2"):
+            if name in layout:
+                layout[name]["visible"] = False
     return {"data": fig_data, "layout": layout}, trace_map
 
 
@@ -162,7 +177,7 @@ def compare_figure(metric: str, runs: Sequence[tuple[dict, dict]], height: int =
     for run, p in runs:
         p = p or {"steps": [], "values": []}
         data.append({
-            "type": "scatter", "mode": "lines", "x": p["steps"], "y": p["values"],
+            "type": "scatter", "mode": "lines", "x": p["steps"], "y": rounded(p["values"]),
             "name": text(f"{run['name']} (#{run['id']})"),
             "line": {"width": 1.6, "color": run_color(run["id"])}, "hovertemplate": "%{y:.4g}",
         })
