@@ -20,6 +20,17 @@ def _server_extra():
     return server_cli
 
 
+def _dashboard_extra():
+    try:
+        from fadewatch.dashboard import report as dashboard_report
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command needs the server extra ({exc.name} is missing): "
+            "pip install 'fadewatch[server]'"
+        ) from exc
+    return dashboard_report
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fadewatch")
 def main() -> None:
@@ -78,6 +89,26 @@ def token_list(project, db_url) -> None:
 def token_revoke(token_id, db_url) -> None:
     """Revoke a token by id; requests with it are refused from then on."""
     _server_extra().revoke_token(token_id, db_url)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: run-RUN_ID.html).")
+@click.option("--url", default=None, help="Server to read from (default: FADEWATCH_URL, else http://127.0.0.1:8700).")
+@click.option("--token", default=None, help="API token with read access (default: FADEWATCH_TOKEN).")
+def report(run_id, output, url, token) -> None:
+    """Write a run's charts as one self-contained HTML file that opens without a network."""
+    from fadewatch.settings import get_settings
+
+    settings = get_settings()
+    reports = _dashboard_extra()
+    try:
+        path = reports.write_report(url or settings.url, run_id, output or f"run-{run_id}.html",
+                                    token=token or settings.token)
+    except reports.ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 from fadewatch.sync import sync_command  # noqa: E402 - client side, base install only
