@@ -12,9 +12,11 @@ Pure functions over plain dicts; the SQL is in store/blocks.py.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable
 
 import numpy as np
+import orjson
 
 from fadewatch.server.downsample import rebin_counts
 
@@ -23,6 +25,9 @@ __all__ = [
     "level_for",
     "scalar_blocks",
     "merge_scalar_block",
+    "pack_scalar_block",
+    "unpack_scalar_block",
+    "scalar_block_arrays",
     "histogram_blocks",
     "merge_histogram_block",
     "histogram_edges",
@@ -77,6 +82,42 @@ def merge_scalar_block(old: dict | None, new: dict) -> dict:
     for key, entry in new["k"].items():
         keys[key] = _merge_entry(keys.get(key), entry)
     return {"k": keys}
+
+
+# Stored packed: a scalar block is read for every bucket of every long chart, and decoding
+# thousands of JSON documents full of floats costs more than the rest of the read. Layout:
+# u32 length of a JSON list of keys, the list, int64 last steps, float64 (last, min, max) rows.
+
+def pack_scalar_block(block: dict) -> bytes:
+    keys = list(block["k"])
+    header = orjson.dumps(keys)
+    entries = [block["k"][k] for k in keys]
+    steps = np.array([e[0] for e in entries], dtype="<i8")
+    values = np.array([e[1:] for e in entries], dtype="<f8").reshape(-1, 3)
+    return struct.pack("<I", len(header)) + header + steps.tobytes() + values.tobytes()
+
+
+def scalar_block_arrays(packed: bytes, layouts: dict | None = None) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """({key: row}, last steps, rows of last/min/max) of a packed block, without building dicts.
+
+    `layouts` caches the key index by header: the blocks of one run mostly share their keys.
+    """
+    (size,) = struct.unpack_from("<I", packed)
+    header = bytes(packed[4:4 + size])
+    index = None if layouts is None else layouts.get(header)
+    if index is None:
+        index = {k: i for i, k in enumerate(orjson.loads(header))}
+        if layouts is not None:
+            layouts[header] = index
+    n = len(index)
+    steps = np.frombuffer(packed, dtype="<i8", count=n, offset=4 + size)
+    values = np.frombuffer(packed, dtype="<f8", count=3 * n, offset=4 + size + 8 * n).reshape(n, 3)
+    return index, steps, values
+
+
+def unpack_scalar_block(packed: bytes) -> dict:
+    index, steps, values = scalar_block_arrays(packed)
+    return {"k": {k: [int(s), *v] for k, s, v in zip(index, steps.tolist(), values.tolist())}}
 
 
 # Histograms: one block per (name, level, index) with explicit edges and summed counts.

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -102,8 +103,8 @@ class ScalarBlock(Base):
     )
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # JSON text, parsed by the reader: never queried inside.
-    data: Mapped[str] = mapped_column(Text)
+    # Packed arrays (server/blocks.py): never queried inside, decoded without parsing floats.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class HistogramBlock(Base):
@@ -117,6 +118,7 @@ class HistogramBlock(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # JSON text, parsed by the reader: never queried inside.
     data: Mapped[str] = mapped_column(Text)
 
 

@@ -24,7 +24,7 @@ def upgrade() -> None:
         _run_fk(),
         sa.Column("level", sa.Integer(), primary_key=True),
         sa.Column("block", sa.BigInteger(), primary_key=True),
-        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
     )
     op.create_table(
         "histogram_blocks",

@@ -16,7 +16,11 @@ __all__ = ["add_steps", "rebuild", "scalar_blocks_in", "histogram_blocks_in"]
 BASE = blocks.LEVELS[0]
 
 
-def _upsert(session: Session, table, keys: dict, fresh: dict[tuple, dict], merge) -> None:
+def _json_codec():
+    return (lambda raw: orjson.loads(raw)), (lambda data: orjson.dumps(data).decode())
+
+
+def _upsert(session: Session, table, keys: dict, fresh: dict[tuple, dict], merge, codec) -> None:
     """Merge `fresh` blocks {(name, level, block) or (level, block): data} into the stored ones."""
     if not fresh:
         return
@@ -37,12 +41,12 @@ def _upsert(session: Session, table, keys: dict, fresh: dict[tuple, dict], merge
             select(*cols, table.c.level, table.c.block, table.c.data).where(
                 table.c.run_id == keys["run_id"], or_(*where)))
     }
+    decode, encode = codec
     inserts, updates = [], []
     for key, data in fresh.items():
         row = {**keys, **dict(zip((["name"] if has_name else []) + ["level", "block"], key))}
         old = stored.get(key)
-        merged = merge(None if old is None else orjson.loads(old), data)
-        row["data"] = orjson.dumps(merged).decode()
+        row["data"] = encode(merge(None if old is None else decode(old), data))
         (inserts if old is None else updates).append(row)
     if inserts:
         session.execute(insert(table), inserts)
@@ -75,7 +79,8 @@ def add_steps(session: Session, run_id: int, steps: Sequence[tuple[int, dict, di
         return
     scalar_base = blocks.scalar_blocks(((s, scalars) for s, scalars, _ in steps), BASE)
     fresh = _levels_up(scalar_base, blocks.merge_scalar_block)
-    _upsert(session, ScalarBlock.__table__, {"run_id": run_id}, fresh, blocks.merge_scalar_block)
+    _upsert(session, ScalarBlock.__table__, {"run_id": run_id}, fresh, blocks.merge_scalar_block,
+            (blocks.unpack_scalar_block, blocks.pack_scalar_block))
     by_name: dict[str, list[tuple[int, dict]]] = {}
     for step, _, histograms in steps:
         for name, data in histograms.items():
@@ -85,7 +90,8 @@ def add_steps(session: Session, run_id: int, steps: Sequence[tuple[int, dict, di
         for (level, index), data in _levels_up(blocks.histogram_blocks(rows, BASE),
                                                blocks.merge_histogram_block).items():
             hist_fresh[(name, level, index)] = data
-    _upsert(session, HistogramBlock.__table__, {"run_id": run_id}, hist_fresh, blocks.merge_histogram_block)
+    _upsert(session, HistogramBlock.__table__, {"run_id": run_id}, hist_fresh, blocks.merge_histogram_block,
+            _json_codec())
 
 
 def rebuild(session: Session, run_ids: Iterable[int], chunk: int = 2000) -> None:
@@ -110,18 +116,17 @@ def rebuild(session: Session, run_ids: Iterable[int], chunk: int = 2000) -> None
             last = hi
 
 
-def _read(session: Session, table, where) -> list[dict]:
-    rows = session.execute(select(table.c.data).where(*where).order_by(table.c.block))
-    return [orjson.loads(r[0]) for r in rows]
+def _raw(session: Session, table, where) -> list:
+    return [r[0] for r in session.execute(select(table.c.data).where(*where).order_by(table.c.block))]
 
 
-def scalar_blocks_in(session: Session, run_id: int, level: int, first: int, last: int) -> list[dict]:
-    """Blocks first..last (indices) of one level, in step order."""
+def scalar_blocks_in(session: Session, run_id: int, level: int, first: int, last: int) -> list[bytes]:
+    """Packed blocks first..last (indices) of one level, in step order (blocks.scalar_block_arrays)."""
     t = ScalarBlock.__table__
-    return _read(session, t, [t.c.run_id == run_id, t.c.level == level, t.c.block.between(first, last)])
+    return _raw(session, t, [t.c.run_id == run_id, t.c.level == level, t.c.block.between(first, last)])
 
 
 def histogram_blocks_in(session: Session, run_id: int, name: str, level: int, first: int, last: int) -> list[dict]:
     t = HistogramBlock.__table__
-    return _read(session, t, [t.c.run_id == run_id, t.c.name == name, t.c.level == level,
-                              t.c.block.between(first, last)])
+    where = [t.c.run_id == run_id, t.c.name == name, t.c.level == level, t.c.block.between(first, last)]
+    return [orjson.loads(raw) for raw in _raw(session, t, where)]

@@ -28,7 +28,26 @@ FEW_KEYS = 4
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else float(v) for v in values]
+    out = values.tolist()
+    if np.isnan(values).any():
+        return [None if v != v else v for v in out]
+    return out
+
+
+def _block_parts(packed: list[bytes], keys: list[str]) -> dict[str, tuple]:
+    """{key: (last steps, last values, minima, maxima)} over blocks; NaN where a block lacks the key."""
+    n = len(packed)
+    steps = {k: np.zeros(n, dtype=np.int64) for k in keys}
+    values = {k: np.full((n, 3), np.nan) for k in keys}
+    layouts: dict = {}
+    for i, raw in enumerate(packed):
+        where, block_steps, block_values = blocks.scalar_block_arrays(raw, layouts)
+        for k in keys:
+            j = where.get(k)
+            if j is not None:
+                steps[k][i] = block_steps[j]
+                values[k][i] = block_values[j]
+    return {k: (steps[k], values[k][:, 0], values[k][:, 1], values[k][:, 2]) for k in keys}
 
 
 def _span(session: Session, step_col, where: list) -> tuple[int, int | None, int | None]:
@@ -95,12 +114,7 @@ def series(
         level, first, last = plan
         if lo < first * level:
             raw(lo, first * level - 1)
-        found = block_store.scalar_blocks_in(session, run_id, level, first, last)
-        part = {}
-        for k in keys:
-            a = np.array([b["k"].get(k, (0, np.nan, np.nan, np.nan)) for b in found], dtype=float).reshape(-1, 4)
-            part[k] = (a[:, 0].astype(np.int64), a[:, 1], a[:, 2], a[:, 3])
-        parts.append(part)
+        parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, level, first, last), keys))
         if (last + 1) * level <= hi:
             raw((last + 1) * level, hi)
     out: dict[str, SeriesPoints] = {}
