@@ -13,13 +13,14 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fadewatch.server.alerts.engine import AlertContext
 from fadewatch.server.auth import OPEN, Principal
 from fadewatch.server.db import session_scope
 from fadewatch.server.metrics import ServerMetrics
 from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 
-__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode"]
+__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep"]
 
 
 @dataclass
@@ -86,9 +87,15 @@ def get_metrics(request: Request) -> ServerMetrics:
     return request.app.state.metrics
 
 
+def get_alert_context(request: Request) -> AlertContext:
+    return request.app.state.alert_context
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings_dep)]
 MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
+# The alert engine's context: rule file, public URL, clock.
+AlertContextDep = Annotated[AlertContext, Depends(get_alert_context)]
 
 
 def get_principal(request: Request, db: DatabaseDep) -> Principal:

@@ -74,7 +74,10 @@ def threshold(p: ThresholdParams, mem, step, scalars, nonfinite) -> Verdict | No
 
 
 def _describe_threshold(v: dict, p: ThresholdParams) -> str:
-    return f"{p.metric} = {_fmt(v.get(p.metric))} {p.op} {_fmt(p.value)}"
+    value = v.get(p.metric)
+    if value is not None and OPS[p.op](value, p.value):
+        return f"{p.metric} = {_fmt(value)} {p.op} {_fmt(p.value)}"
+    return f"{p.metric} = {_fmt(value)}, no longer {p.op} {_fmt(p.value)}"
 
 
 # --- entropy collapse -----------------------------------------------------------------
@@ -106,6 +109,8 @@ def entropy_collapse(p: EntropyCollapseParams, mem, step, scalars, nonfinite) ->
 
 
 def _describe_collapse(v: dict, p) -> str:
+    if v["entropy"] >= v["collapse_level"]:
+        return f"entropy {_fmt(v['entropy'])} is back above the collapse level {_fmt(v['collapse_level'])}"
     if v.get("ratio") is not None:
         return (f"entropy {_fmt(v['entropy'])} is {v['ratio']:.0%} of its early baseline "
                 f"{_fmt(v['baseline'])} (collapse level {_fmt(v['collapse_level'])})")
@@ -229,6 +234,8 @@ def sign_imbalance(p: SignImbalanceParams, mem, step, scalars, nonfinite) -> Ver
 
 
 def _describe_sign(v: dict, p) -> str:
+    if abs(v["balance"]) <= v["bound"]:
+        return f"sign balance b = {v['balance']:+.2f} is back within ±{_fmt(v['bound'])}"
     return (f"sign balance b = {v['balance']:+.2f} is {v['direction']} (|b| > {_fmt(v['bound'])}), "
             f"which points to {v['points_to']}")
 
@@ -289,11 +296,15 @@ def _above(p, mem, step, scalars, nonfinite) -> Verdict | None:
 
 
 def _describe_no_signal(v: dict, p) -> str:
+    if v[p.metric] <= p.bound:
+        return f"{v[p.metric]:.0%} of the groups are all solved or all failed, back under {p.bound:.0%}"
     return (f"{v[p.metric]:.0%} of the groups are all solved or all failed, so they teach nothing "
             f"(bound {p.bound:.0%})")
 
 
 def _describe_geometry(v: dict, p) -> str:
+    if v[p.metric] <= p.bound:
+        return f"rank-1 fraction of the head update {_fmt(v[p.metric])} is back under {_fmt(p.bound)}"
     return (f"rank-1 fraction of the head update {_fmt(v[p.metric])} > {_fmt(p.bound)}: the update "
             "is concentrating into one direction")
 

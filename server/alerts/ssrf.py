@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["TargetRefused", "Target", "parse_target", "resolve_target", "address_class"]
+__all__ = ["TargetRefused", "Target", "Resolver", "parse_target", "resolve_target", "address_class"]
 
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -45,7 +45,7 @@ def parse_target(url: str) -> Target:
         raise TargetRefused("the URL has no host")
     if parts.username or parts.password:
         raise TargetRefused("credentials in the URL are not allowed")
-    if any(c in url for c in "\r\n\t ") :
+    if any(c in url for c in "\r\n\t "):
         raise TargetRefused("the URL contains whitespace")
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), url)
 
