@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from fadewatch import __version__
-from fadewatch.server.alerts.ssrf import Resolver, Target, TargetRefused, resolve_target
+from fadewatch.server.alerts.ssrf import Resolver, Target, TargetRefused, TargetUnresolved, resolve_target
 from fadewatch.server.alerts.webhooks import signed_headers
 from fadewatch.server.settings import ServerSettings
 
@@ -90,7 +90,7 @@ def send(
         )
     except TargetRefused as exc:
         # DNS failures are often passing; a refused address is not.
-        retry = str(exc).startswith("cannot resolve")
+        retry = isinstance(exc, TargetUnresolved)
         return Outcome("retry" if retry else "failed", None, str(exc)[:500], took())
     pinned_url, headers, extensions = _pinned(target, address)
     payload = body.encode()

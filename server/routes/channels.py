@@ -11,7 +11,7 @@ from fadewatch.server.alerts.engine import new_message_id, render_for
 from fadewatch.server.alerts.notify import test_message
 from fadewatch.server.alerts.schemas import ChannelIn, ChannelList, ChannelOut, ChannelPatch, ChannelTestResult
 from fadewatch.server.alerts.sender import send
-from fadewatch.server.alerts.ssrf import TargetRefused, resolve_target
+from fadewatch.server.alerts.ssrf import TargetRefused, TargetUnresolved, resolve_target
 from fadewatch.server.alerts.webhooks import check_secret
 from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, SettingsDep
 from fadewatch.server.settings import ServerSettings
@@ -26,10 +26,16 @@ NOT_FOUND = {404: {"description": "no such channel in this project"}}
 
 
 def _check_url(url: str, settings: ServerSettings) -> None:
-    """Refuse targets inside the server's own network unless the settings allow them."""
+    """Refuse targets inside the server's own network unless the settings allow them.
+
+    A name that does not resolve right now is accepted: every delivery checks the
+    address again, and the test endpoint shows at once whether the target answers.
+    """
     try:
         resolve_target(url, allow_loopback=settings.alert_allow_loopback_targets,
                        allow_private=settings.alert_allow_private_targets)
+    except TargetUnresolved:
+        pass
     except TargetRefused as exc:
         raise HTTPException(422, f"url refused: {exc}") from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from fadewatch.server.alerts.rules import RuleBody, RulePatch, RuleSpec, effective_rules
+from fadewatch.server.alerts.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec, effective_rules
 from fadewatch.server.alerts.schemas import RuleList, RuleOut
 from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep
 from fadewatch.server.store import rules as stored
@@ -17,19 +17,21 @@ router = APIRouter(prefix="/projects/{project}/rules", tags=["rules"])
 ProjectName = Path(min_length=1, max_length=200)
 RuleNamePath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="the rule's name")
 NOT_FOUND = {404: {"description": "no such rule"}}
+DEFAULT_NAMES = frozenset(r.name for r in DEFAULT_RULES)
 
 
 def _effective(session, project: str, ctx) -> list[RuleOut]:
     """Every rule of the project, disabled ones included, with where each comes from."""
     found = find_project(session, project)
     api = stored.api_rules(session, found.id) if found is not None else []
-    base = {r.name: r.source for r in effective_rules(project, ctx.file_rules, [])}
+    below = {r.name: r.source for r in effective_rules(project, ctx.file_rules, [])}
     out = []
     for rule in effective_rules(project, ctx.file_rules, api):
+        lower = below.get(rule.name) if rule.source == "api" else None
+        if rule.source != "default" and lower is None and rule.name in DEFAULT_NAMES:
+            lower = "default"
         spec = rule.spec.model_dump(exclude={"projects"})
-        lower = base.get(rule.name)
-        overrides = lower if lower is not None and lower != rule.source else None
-        out.append(RuleOut(**spec, source=rule.source, overrides=overrides))
+        out.append(RuleOut(**spec, source=rule.source, overrides=lower))
     return out
 
 
