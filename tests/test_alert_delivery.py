@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from tests.support.alerting import add_webhook, new_run, new_secret, send_steps, standard_webhooks_valid, steps_of
+import pytest
+
+from tests.support.alerting import (add_webhook, documented_receiver, new_run, new_secret, send_steps,
+                                    standard_webhooks_valid, steps_of)
 from tests.support.receiver import Receiver
 
 
@@ -48,6 +51,11 @@ def test_webhook_gets_signed_firing_then_resolved_messages_in_order(alert_api):
     assert data["diagnosis"]["sign"]["sign/balance"] == 0.3
     assert "solve rate 0.80" in data["diagnosis"]["difficulty"]["reading"]
     assert "50% of groups" in data["diagnosis"]["difficulty"]["reading"]
+    receive = documented_receiver(secret)
+    assert receive(firing.headers, firing.body)["data"]["step"] == 4
+    assert receive(firing.headers, firing.body) is None, "the documented receiver drops a repeat by id"
+    with pytest.raises(ValueError, match="bad signature"):
+        receive(resolved.headers, resolved.body + b" ")
     done = resolved.json["data"]
     assert done["step"] == 6 and done["fired_step"] == 4 and done["resolved_step"] == 6
     assert done["alert"]["id"] == data["alert"]["id"] and done["values"] == {"loss": 1.0, "threshold": 5.0}

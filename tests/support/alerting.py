@@ -7,10 +7,12 @@ import hashlib
 import hmac
 import math
 import os
+from pathlib import Path
 
 import httpx
 
-__all__ = ["new_secret", "add_webhook", "new_run", "send_steps", "standard_webhooks_valid", "steps_of"]
+__all__ = ["new_secret", "add_webhook", "new_run", "send_steps", "standard_webhooks_valid", "steps_of",
+           "documented_receiver"]
 
 
 def new_secret() -> str:
@@ -62,3 +64,14 @@ def standard_webhooks_valid(secret: str, headers: dict[str, str], body: bytes) -
         version == "v1" and hmac.compare_digest(sig, expected)
         for version, _, sig in (part.partition(",") for part in headers["webhook-signature"].split())
     )
+
+
+def documented_receiver(secret: str):
+    """The verification snippet of docs/alerts.md, run as written, with `secret` as its SECRET."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    section = text.split("### Verifying webhook signatures", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/alerts.md", "exec"), namespace)
+    namespace["SECRET"] = secret
+    return namespace["receive"]
