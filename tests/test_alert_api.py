@@ -138,6 +138,8 @@ def test_bad_input_gets_a_clear_4xx(api):
                                                   "secret": secret}).status_code == 201
     cases = [
         ("put", "/projects/v/rules/bad name!", {"metric": "m", "condition": "> 1"}, 422),
+        ("put", "/projects/%20/rules/r", {"metric": "m", "condition": "> 1"}, 422),
+        ("post", "/projects/a%01b/silences", {"matchers": [{"name": "rule", "value": "x"}], "duration_s": 60}, 422),
         ("put", "/projects/v/rules/r", {"metric": "m", "condition": "bigger than 1"}, 422),
         ("put", "/projects/v/rules/r", {"metric": "m"}, 422),
         ("put", "/projects/v/rules/r", {"detector": "astrology"}, 422),

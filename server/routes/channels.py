@@ -13,7 +13,7 @@ from fadewatch.server.alerts.schemas import ChannelIn, ChannelList, ChannelOut, 
 from fadewatch.server.alerts.sender import send
 from fadewatch.server.alerts.ssrf import TargetRefused, TargetUnresolved, resolve_target
 from fadewatch.server.alerts.webhooks import check_secret
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, SettingsDep
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName, SettingsDep
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import channels
 from fadewatch.server.store.alerts import check_access, project_for
@@ -21,7 +21,6 @@ from fadewatch.server.store.alerts import check_access, project_for
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/projects/{project}/channels", tags=["channels"])
 
-ProjectName = Path(min_length=1, max_length=200)
 NOT_FOUND = {404: {"description": "no such channel in this project"}}
 
 
@@ -53,7 +52,7 @@ def _check_secret(kind: str, secret: str | None) -> None:
 
 
 @router.get("", response_model=ChannelList)
-def list_channels(db: DatabaseDep, who: PrincipalDep, project: str = ProjectName) -> ChannelList:
+def list_channels(db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelList:
     """The project's channels; URLs come back with their secret parts masked, secrets never."""
     with db.transaction() as session:
         p = project_for(session, project, who, write=False)
@@ -65,7 +64,7 @@ def list_channels(db: DatabaseDep, who: PrincipalDep, project: str = ProjectName
     422: {"description": "invalid input, a refused target URL or an unusable secret"},
 })
 def create_channel(body: ChannelIn, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
-                   ctx: AlertContextDep, project: str = ProjectName) -> ChannelOut:
+                   ctx: AlertContextDep, project: ProjectName) -> ChannelOut:
     """Add a Slack incoming webhook or a signed generic webhook."""
     check_access(who, project, write=True)
     _check_secret(body.kind, body.secret)
@@ -76,7 +75,7 @@ def create_channel(body: ChannelIn, db: DatabaseDep, who: PrincipalDep, settings
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND)
-def get_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: str = ProjectName) -> ChannelOut:
+def get_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelOut:
     with db.transaction() as session:
         p = project_for(session, project, who, write=False)
         return channels.get_channel(session, p.id, p.name, channel_id)
@@ -84,7 +83,7 @@ def get_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: str
 
 @router.patch("/{channel_id}", response_model=ChannelOut, responses={**NOT_FOUND, 409: {"description": "name taken"}})
 def patch_channel(channel_id: Id, patch: ChannelPatch, db: DatabaseDep, who: PrincipalDep,
-                  settings: SettingsDep, ctx: AlertContextDep, project: str = ProjectName) -> ChannelOut:
+                  settings: SettingsDep, ctx: AlertContextDep, project: ProjectName) -> ChannelOut:
     """Rename, re-target, rotate the secret, or switch a channel on or off."""
     check_access(who, project, write=True)
     with db.transaction() as session:
@@ -100,7 +99,7 @@ def patch_channel(channel_id: Id, patch: ChannelPatch, db: DatabaseDep, who: Pri
 
 
 @router.delete("/{channel_id}", status_code=204, responses=NOT_FOUND)
-def delete_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: str = ProjectName) -> Response:
+def delete_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> Response:
     """Delete a channel; notifications still queued for it are dropped."""
     with db.write_transaction() as session:
         p = project_for(session, project, who, write=True)
@@ -110,7 +109,7 @@ def delete_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: 
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses=NOT_FOUND)
 def test_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
-                 ctx: AlertContextDep, project: str = ProjectName) -> ChannelTestResult:
+                 ctx: AlertContextDep, project: ProjectName) -> ChannelTestResult:
     """Send a test notification now, once, and say how the receiver answered."""
     with db.transaction() as session:
         p = project_for(session, project, who, write=True)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Path, Response
 
 from fadewatch.server.alerts.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec, effective_rules
 from fadewatch.server.alerts.schemas import RuleList, RuleOut
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName
 from fadewatch.server.store import rules as stored
 from fadewatch.server.store.alerts import check_access, project_for
 from fadewatch.server.store.errors import Conflict, NotFound
@@ -14,7 +14,6 @@ from fadewatch.server.store.runs import find_project
 
 router = APIRouter(prefix="/projects/{project}/rules", tags=["rules"])
 
-ProjectName = Path(min_length=1, max_length=200)
 RuleNamePath = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$", description="the rule's name")
 NOT_FOUND = {404: {"description": "no such rule"}}
 DEFAULT_NAMES = frozenset(r.name for r in DEFAULT_RULES)
@@ -43,7 +42,7 @@ def _one(session, project: str, name: str, ctx) -> RuleOut:
 
 
 @router.get("", response_model=RuleList)
-def list_rules(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName) -> RuleList:
+def list_rules(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName) -> RuleList:
     """The rules in effect: built-in defaults, overridden by name by the server's rule file, then by the API."""
     check_access(who, project, write=False)
     with db.transaction() as session:
@@ -51,7 +50,7 @@ def list_rules(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project
 
 
 @router.get("/{name}", response_model=RuleOut, responses=NOT_FOUND)
-def get_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName,
+def get_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
              name: str = RuleNamePath) -> RuleOut:
     check_access(who, project, write=False)
     with db.transaction() as session:
@@ -61,7 +60,7 @@ def get_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: 
 @router.post("", response_model=RuleOut, status_code=201,
              responses={409: {"description": "the project already has its own rule of this name"}})
 def create_rule(body: RuleSpec, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-                project: str = ProjectName) -> RuleOut:
+                project: ProjectName) -> RuleOut:
     """Add a rule. A name of a default or file rule replaces that rule for this project."""
     with db.write_transaction() as session:
         p = project_for(session, project, who, write=True)
@@ -73,7 +72,7 @@ def create_rule(body: RuleSpec, db: DatabaseDep, who: PrincipalDep, ctx: AlertCo
 
 @router.put("/{name}", response_model=RuleOut, responses={201: {"model": RuleOut, "description": "created"}})
 def put_rule(body: RuleBody, response: Response, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-             project: str = ProjectName, name: str = RuleNamePath) -> RuleOut:
+             project: ProjectName, name: str = RuleNamePath) -> RuleOut:
     """Create or replace the project's rule `name` (201 when created)."""
     spec = RuleSpec.model_validate({**body.model_dump(), "name": name})
     with db.write_transaction() as session:
@@ -98,20 +97,20 @@ def _patch(db, who, ctx, project: str, name: str, patch: RulePatch) -> RuleOut:
 
 @router.patch("/{name}", response_model=RuleOut, responses=NOT_FOUND)
 def patch_rule(patch: RulePatch, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-               project: str = ProjectName, name: str = RuleNamePath) -> RuleOut:
+               project: ProjectName, name: str = RuleNamePath) -> RuleOut:
     """Change some fields of a rule. Patching a default or file rule stores the result as the project's own."""
     return _patch(db, who, ctx, project, name, patch)
 
 
 @router.post("/{name}/disable", response_model=RuleOut, responses=NOT_FOUND)
-def disable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName,
+def disable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
                  name: str = RuleNamePath) -> RuleOut:
     """Switch a rule off for this project, defaults included; firing alerts of it resolve."""
     return _patch(db, who, ctx, project, name, RulePatch(enabled=False))
 
 
 @router.post("/{name}/enable", response_model=RuleOut, responses=NOT_FOUND)
-def enable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName,
+def enable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
                 name: str = RuleNamePath) -> RuleOut:
     return _patch(db, who, ctx, project, name, RulePatch(enabled=True))
 
@@ -120,7 +119,7 @@ def enable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, projec
     404: {"description": "no such rule"},
     409: {"description": "a default or file rule: disable it instead"},
 })
-def delete_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName,
+def delete_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
                 name: str = RuleNamePath) -> Response:
     """Remove the project's own rule; a default or file rule of the same name takes effect again."""
     with db.write_transaction() as session:

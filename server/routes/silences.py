@@ -9,14 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from fadewatch.server.alerts.schemas import SilenceIn, SilenceList, SilenceOut
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName
 from fadewatch.server.store import silences
 from fadewatch.server.store.alerts import project_for
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/projects/{project}/silences", tags=["silences"])
 
-ProjectName = Path(min_length=1, max_length=200)
 NOT_FOUND = {404: {"description": "no such silence in this project"}}
 
 
@@ -27,7 +26,7 @@ def _epoch(when: datetime) -> float:
 
 @router.get("", response_model=SilenceList)
 def list_silences(
-    db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: str = ProjectName,
+    db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
     include_expired: bool = Query(default=False, description="also list silences that have ended"),
     limit: int = Query(default=500, ge=1, le=5000),
     offset: int = Query(default=0, ge=0),
@@ -41,7 +40,7 @@ def list_silences(
 
 @router.post("", response_model=SilenceOut, status_code=201)
 def create_silence(body: SilenceIn, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-                   project: str = ProjectName) -> SilenceOut:
+                   project: ProjectName) -> SilenceOut:
     """Mute notifications of alerts whose labels match every matcher, from starts_at (default now) until
     ends_at (or for duration_s). Alerts still change state and are listed; only messages are held back."""
     now = ctx.clock()
@@ -60,7 +59,7 @@ def create_silence(body: SilenceIn, db: DatabaseDep, who: PrincipalDep, ctx: Ale
 
 @router.get("/{silence_id}", response_model=SilenceOut, responses=NOT_FOUND)
 def get_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-                project: str = ProjectName) -> SilenceOut:
+                project: ProjectName) -> SilenceOut:
     with db.transaction() as session:
         p = project_for(session, project, who, write=False)
         return silences.get_silence(session, p.id, p.name, silence_id, ctx.clock())
@@ -68,7 +67,7 @@ def get_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertCo
 
 @router.delete("/{silence_id}", response_model=SilenceOut, responses=NOT_FOUND)
 def expire_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-                   project: str = ProjectName) -> SilenceOut:
+                   project: ProjectName) -> SilenceOut:
     """Expire a silence now; it stays listed with include_expired. Held-back alerts notify on the next step."""
     with db.write_transaction() as session:
         p = project_for(session, project, who, write=True)
