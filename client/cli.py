@@ -43,9 +43,12 @@ def main() -> None:
 @click.option("--db", "db_url", default=None, help="Database URL (default: SQLite under FADEWATCH_DIR).")
 @click.option("--dir", "data_dir", default=None, type=click.Path(file_okay=False), help="Data directory (FADEWATCH_DIR).")
 @click.option("--log-level", default="info", show_default=True)
-def server(host, port, db_url, data_dir, log_level) -> None:
+@click.option("--rules", "rules_file", default=None, type=click.Path(dir_okay=False),
+              help="YAML file of alert rules (FADEWATCH_ALERT_RULES_FILE).")
+def server(host, port, db_url, data_dir, log_level, rules_file) -> None:
     """Run the ingest API (and dashboard) in one process."""
-    _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level)
+    _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level,
+                               rules_file=rules_file)
 
 
 @main.group()
