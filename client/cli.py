@@ -20,15 +20,16 @@ def _server_extra():
     return server_cli
 
 
-def _dashboard_extra():
+def _dashboard_extra(module: str = "report"):
+    import importlib
+
     try:
-        from fadewatch.dashboard import report as dashboard_report
+        return importlib.import_module(f"fadewatch.dashboard.{module}")
     except ImportError as exc:
         raise click.ClickException(
             f"this command needs the server extra ({exc.name} is missing): "
             "pip install 'fadewatch[server]'"
         ) from exc
-    return dashboard_report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,6 +113,24 @@ def report(run_id, output, url, token) -> None:
     except reports.ReportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.option("--api", "api_url", default=None,
+              help="The fadewatch server whose API to read (default: FADEWATCH_URL, else http://127.0.0.1:8700).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the dashboard on.")
+@click.option("--port", type=int, default=8701, show_default=True)
+@click.option("--token", default=None, help="Read token for that server (default: FADEWATCH_TOKEN).")
+@click.option("--refresh", type=float, default=2.0, show_default=True, help="Seconds between live updates.")
+def dashboard(api_url, host, port, token, refresh) -> None:
+    """Serve the dashboard alone, reading a (remote) server's API over HTTP."""
+    from fadewatch.settings import get_settings
+
+    settings = get_settings()
+    url = api_url or settings.url
+    click.echo(f"fadewatch dashboard on http://{host}:{port}, reading {url}")
+    _dashboard_extra("serve").serve(url, host=host, port=port, token=token or settings.token,
+                                    refresh_seconds=refresh)
 
 
 from fadewatch.sync import sync_command  # noqa: E402 - client side, base install only

@@ -13,13 +13,14 @@ import math
 from collections.abc import Iterable, Sequence
 
 from fadewatch.dashboard.charts import Chart, Trace
-from fadewatch.dashboard.theme import ALERT, NEUTRAL, axis, base_layout, run_color, with_alpha
+from fadewatch.dashboard.theme import ALERT, NEUTRAL, WARNING, axis, base_layout, run_color, with_alpha
 
 __all__ = [
     "text",
     "rounded",
     "empty_figure",
     "alert_trace",
+    "alert_color",
     "alert_shapes",
     "ALERT_AXIS",
     "series_figure",
@@ -57,26 +58,36 @@ def empty_figure(message: str, height: int = 280, title: str | None = None) -> d
     return {"data": [], "layout": layout}
 
 
+def alert_color(severity: str | None) -> str:
+    return ALERT if severity == "critical" else WARNING
+
+
 def alert_trace(alerts: Sequence[dict]) -> dict:
     """Triangles at the top of the plot at the steps where alerts fired, with their names."""
     return {
         "type": "scatter", "mode": "markers", "name": "alerts", "yaxis": "y9",
         "x": [a["step"] for a in alerts], "y": [1.0] * len(alerts),
         "hovertext": [text(a.get("label", "alert")) for a in alerts],
-        "hovertemplate": "%{hovertext}<extra>alert</extra>",
-        "marker": {"symbol": "triangle-down", "size": 10, "color": ALERT},
-        "showlegend": bool(alerts), "cliponaxis": False,
+        "hovertemplate": "step %{x}: %{hovertext}<extra>alert</extra>",
+        "marker": {"symbol": "triangle-down", "size": 11, "color": [alert_color(a.get("severity")) for a in alerts],
+                   "line": {"width": 0}},
+        # Out of the legend: the triangles explain themselves on hover, and legends are short of room.
+        "showlegend": False, "cliponaxis": False,
     }
 
 
 def alert_shapes(alerts: Sequence[dict]) -> list[dict]:
-    """A dashed vertical line per alert step."""
-    steps = sorted({int(a["step"]) for a in alerts})
+    """A dashed vertical line per alert step, red where a critical alert fired."""
+    worst: dict[int, str] = {}
+    for a in alerts:
+        step = int(a["step"])
+        if worst.get(step) != "critical":
+            worst[step] = a.get("severity") or "warning"
     return [
         {"type": "line", "xref": "x", "yref": "paper", "x0": s, "x1": s, "y0": 0, "y1": 1,
-         "line": {"color": with_alpha(ALERT, 0.55), "width": 1, "dash": "dash"}, "layer": "below",
+         "line": {"color": with_alpha(alert_color(sev), 0.55), "width": 1, "dash": "dash"}, "layer": "below",
          "name": f"alert-{s}"}
-        for s in steps
+        for s, sev in sorted(worst.items())
     ]
 
 
@@ -140,6 +151,8 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
     if len(traces) == 1:
         layout["showlegend"] = False
         layout["margin"]["t"] = 36
+    else:
+        layout["margin"]["t"] += 20 * (legend_rows([t.label for t in traces]) - 1)
     shapes = alert_shapes(alerts)
     if chart.band is not None:
         shapes = _band_shapes(chart.band) + shapes
@@ -151,6 +164,17 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
             if name in layout:
                 layout[name]["visible"] = False
     return {"data": fig_data, "layout": layout}, trace_map
+
+
+def legend_rows(labels: Sequence[str], width_px: int = 500) -> int:
+    """About how many rows a horizontal legend of these labels takes in a half-width chart."""
+    rows, used = 1, 0
+    for label in labels:
+        item = 40 + 6.5 * len(label)
+        if used and used + item > width_px:
+            rows, used = rows + 1, 0
+        used += item
+    return rows
 
 
 def _band_shapes(level: float) -> list[dict]:

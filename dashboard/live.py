@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from dash import Patch
 
-from fadewatch.dashboard.figures import alert_shapes, rounded, text
+from fadewatch.dashboard.figures import alert_color, alert_shapes, rounded, text
 
 __all__ = ["series_appends", "apply_appends", "apply_alerts", "count_points", "new_alerts", "heat_signature"]
 
@@ -59,7 +59,7 @@ def apply_alerts(patch: Patch, alerts: Sequence[dict]) -> None:
     patch["data"][0]["x"].extend([a["step"] for a in alerts])
     patch["data"][0]["y"].extend([1.0] * len(alerts))
     patch["data"][0]["hovertext"].extend([text(a.get("label", "alert")) for a in alerts])
-    patch["data"][0]["showlegend"] = True
+    patch["data"][0]["marker"]["color"].extend([alert_color(a.get("severity")) for a in alerts])
     patch["layout"]["shapes"].extend(alert_shapes(alerts))
 
 

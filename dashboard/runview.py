@@ -68,6 +68,7 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
             p = series.get("entropy/mean") or {"steps": [], "values": []}
             fig["data"].append(projection_trace(entropy_projection(p["steps"], p["values"], baseline,
                                                                    window=PROJECTION_WINDOW)))
+            fig["layout"]["margin"]["t"] += 20  # the projection's legend entry takes a second row
             tmap.append(["", "projection"])
         figs[chart.id], maps[chart.id] = fig, tmap
     users = {}

@@ -13,6 +13,7 @@ __all__ = [
     "POS",
     "NEG",
     "ALERT",
+    "WARNING",
     "NEUTRAL",
     "SERIES_COLORS",
     "HEATMAP_SCALE",
@@ -28,7 +29,8 @@ RUN_PALETTE = (
 )
 POS = "#1b9e77"      # positive mass, successes
 NEG = "#d95f02"      # negative mass, failures
-ALERT = "#e5484d"    # alert markers and bands
+ALERT = "#e5484d"    # critical alert markers and alert bands
+WARNING = "#f0a830"  # warning alert markers
 NEUTRAL = "#7f8aa3"  # derived lines (projections, thresholds)
 SERIES_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f")
 HEATMAP_SCALE = "Viridis"

@@ -119,10 +119,11 @@ def create_app(
     install_error_handlers(app)
 
     _document_raw_bodies(app)
-    # The dashboard at "/", reading this server's API over HTTP (never the database).
+    # The dashboard at "/", reading this server's API over HTTP (never the database), at the
+    # address each request came in on: public_url may be a proxy this process cannot reach.
     from fadewatch.dashboard.mount import mount_dashboard
 
-    mount_dashboard(app, api_url=settings.public_url)
+    mount_dashboard(app, refresh_seconds=settings.dashboard_refresh_s)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
