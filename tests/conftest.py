@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.browser import browser, dashboard_server, page  # noqa: F401 (fixtures)
 from tests.support.servers import LiveServer, ThreadedServer
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
