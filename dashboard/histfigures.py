@@ -103,6 +103,8 @@ def heatmap_figure(matrix: dict | None, title: str, y_title: str, alerts: Sequen
     layout["margin"]["t"] = 36
     if categorical:
         layout["yaxis"]["type"] = "category"
+        # Room for bin labels such as "(0.9,1)" beside the axis title.
+        layout["margin"]["l"] = 20 + 7 * max(len(str(y)) for y in ys) + 24
     else:
         span = occupied_range(matrix)
         if span:

@@ -77,3 +77,26 @@ def test_token_protected_server_asks_for_a_token_and_keeps_it_in_an_httponly_coo
         assert page.evaluate("document.cookie") == ""
     finally:
         server.stop()
+
+
+def test_fadewatch_dashboard_command_serves_the_pages_of_a_remote_server(dashboard_server, tmp_path):
+    import os
+
+    from tests.support.polling import wait_until
+    from tests.support.servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fadewatch.cli", "dashboard", "--api", dashboard_server.url,
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "FADEWATCH_DIR": str(tmp_path)})
+    try:
+        def answers():
+            return httpx.get(f"http://127.0.0.1:{port}/_dash-layout", timeout=2).status_code == 200
+        wait_until(answers, timeout=60, what="the dashboard alone to answer")
+        page = httpx.get(f"http://127.0.0.1:{port}/runs/1")
+        assert page.status_code == 200 and "fadewatch" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode()
+    assert f"reading {dashboard_server.url}" in out

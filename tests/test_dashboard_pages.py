@@ -114,3 +114,18 @@ def test_user_text_is_shown_as_text_and_never_runs(page, api, dashboard_server):
     page.goto(f"{dashboard_server.url}/alerts?project=" + httpx.URL("", params={"p": XSS_FLAG}).query.decode()[2:])
     page.wait_for_selector("#alerts-list")
     nothing_ran()
+
+
+def test_dashboard_alone_reads_a_remote_server(page, api, dashboard_server):
+    from fadewatch.dashboard.mount import dashboard_asgi
+    from tests.support.servers import ThreadedServer
+
+    run_id = make_run(api, "remote-run", project="remote")
+    post_steps(api, run_id, [step_record(s) for s in range(8)])
+    alone = ThreadedServer(dashboard_asgi(api_url=dashboard_server.url, refresh_seconds=0.5)).start()
+    try:
+        page.goto(f"{alone.url}/runs/{run_id}")
+        wait_for_graph(page, series_id("reward"), "g.data.some(t => t.name === 'mean' && t.x.length === 8)")
+        assert page.inner_text("#run-name") == "remote-run"
+    finally:
+        alone.stop()
