@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import statistics
 import sys
 import tempfile
@@ -55,15 +56,45 @@ def ingest(url: str, steps: int) -> tuple[int, float]:
         return run_id, time.perf_counter() - started
 
 
-def render_times(page, url: str, loads: int) -> tuple[float, list[float]]:
-    """Seconds from navigation to a complete page: the first (cold cache) load, then warm ones."""
-    times = []
-    for _ in range(loads + 1):
+def server_cpu_seconds(url: str) -> float:
+    """CPU time used so far by the process listening on the server's port (Linux /proc)."""
+    port = httpx.URL(url).port
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd).strip("socket:[]") in inodes for fd in (proc / "fd").iterdir()):
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return float("nan")
+
+
+def render_times(page, url: str, loads: int) -> tuple[float, list[float], list[float], list[float]]:
+    """Seconds from navigation to a complete page: the first (cold cache) load, then warm ones;
+    with the CPU seconds the browser's page and the server spent on each warm load."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    times, browser_cpu, server_cpu = [], [], []
+    for i in range(loads + 1):
         page.goto("about:blank")
+        before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        served = server_cpu_seconds(url)
         page.goto(url, wait_until="commit")
         page.wait_for_function(COMPLETE, polling="raf", timeout=120_000)
         times.append(page.evaluate("performance.now()") / 1000)
-    return times[0], times[1:]
+        after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        if i:
+            browser_cpu.append(after["TaskDuration"] - before.get("TaskDuration", 0.0))
+            server_cpu.append(server_cpu_seconds(url) - served)
+    return times[0], times[1:], browser_cpu, server_cpu
 
 
 class Traffic:
@@ -135,9 +166,12 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            cold, warm = render_times(page, page_url, args.loads)
+            cold, warm, browser_cpu, server_cpu = render_times(page, page_url, args.loads)
             print(f"run page, first complete render: cold cache {cold:.2f} s; warm cache median "
-                  f"{statistics.median(warm):.2f} s (min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)})")
+                  f"{statistics.median(warm):.2f} s (min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)}); "
+                  f"CPU per warm load: page {statistics.median(browser_cpu):.2f} s, "
+                  f"server {statistics.median(server_cpu):.2f} s; load average {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} cores")
 
             traffic = Traffic(page)
             page.goto(page_url)
