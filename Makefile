@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench clean
 
+# The browser tests drive Debian's chromium (never a downloaded one): installed once per machine.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -14,12 +18,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y -o DPkg::Lock::Timeout=600 chromium
+
+install: $(STAMP) $(CHROMIUM)
 
 demo: $(STAMP)
 	$(BIN)/fadewatch demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Benchmarks run in their own environment, which adds the peer tools they compare with.
@@ -33,6 +41,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/ingest.py
 	$(BENCH_VENV)/bin/python bench/client_overhead.py
+	$(BENCH_VENV)/bin/python bench/alerts.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache

@@ -43,13 +43,13 @@ def scratch_postgres(admin_url: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fadewatch_server(db_url: str, data_dir: Path) -> Iterator[str]:
-    """`fadewatch server` as one process; yields its base URL."""
+def fadewatch_server(db_url: str, data_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`fadewatch server` as one process (extra FADEWATCH_* settings in `env`); yields its base URL."""
     cli = [sys.executable, "-m", "fadewatch.cli"]
     if not db_url.startswith("sqlite"):
         subprocess.run([*cli, "db", "upgrade", "--db", db_url], check=True, capture_output=True)
     port = free_port()
-    env = {**os.environ, "FADEWATCH_DIR": str(data_dir)}
+    env = {**os.environ, "FADEWATCH_DIR": str(data_dir), **(env or {})}
     proc = subprocess.Popen(
         [*cli, "server", "--port", str(port), "--db", db_url, "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

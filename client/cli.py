@@ -20,6 +20,18 @@ def _server_extra():
     return server_cli
 
 
+def _dashboard_extra(module: str = "report"):
+    import importlib
+
+    try:
+        return importlib.import_module(f"fadewatch.dashboard.{module}")
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command needs the server extra ({exc.name} is missing): "
+            "pip install 'fadewatch[server]'"
+        ) from exc
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fadewatch")
 def main() -> None:
@@ -32,9 +44,12 @@ def main() -> None:
 @click.option("--db", "db_url", default=None, help="Database URL (default: SQLite under FADEWATCH_DIR).")
 @click.option("--dir", "data_dir", default=None, type=click.Path(file_okay=False), help="Data directory (FADEWATCH_DIR).")
 @click.option("--log-level", default="info", show_default=True)
-def server(host, port, db_url, data_dir, log_level) -> None:
+@click.option("--rules", "rules_file", default=None, type=click.Path(dir_okay=False),
+              help="YAML file of alert rules (FADEWATCH_ALERT_RULES_FILE).")
+def server(host, port, db_url, data_dir, log_level, rules_file) -> None:
     """Run the ingest API (and dashboard) in one process."""
-    _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level)
+    _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level,
+                               rules_file=rules_file)
 
 
 @main.group()
@@ -78,6 +93,44 @@ def token_list(project, db_url) -> None:
 def token_revoke(token_id, db_url) -> None:
     """Revoke a token by id; requests with it are refused from then on."""
     _server_extra().revoke_token(token_id, db_url)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: run-RUN_ID.html).")
+@click.option("--url", default=None, help="Server to read from (default: FADEWATCH_URL, else http://127.0.0.1:8700).")
+@click.option("--token", default=None, help="API token with read access (default: FADEWATCH_TOKEN).")
+def report(run_id, output, url, token) -> None:
+    """Write a run's charts as one self-contained HTML file that opens without a network."""
+    from fadewatch.settings import get_settings
+
+    settings = get_settings()
+    reports = _dashboard_extra()
+    try:
+        path = reports.write_report(url or settings.url, run_id, output or f"run-{run_id}.html",
+                                    token=token or settings.token)
+    except reports.ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.option("--api", "api_url", default=None,
+              help="The fadewatch server whose API to read (default: FADEWATCH_URL, else http://127.0.0.1:8700).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the dashboard on.")
+@click.option("--port", type=int, default=8701, show_default=True)
+@click.option("--token", default=None, help="Read token for that server (default: FADEWATCH_TOKEN).")
+@click.option("--refresh", type=float, default=2.0, show_default=True, help="Seconds between live updates.")
+def dashboard(api_url, host, port, token, refresh) -> None:
+    """Serve the dashboard alone, reading a (remote) server's API over HTTP."""
+    from fadewatch.settings import get_settings
+
+    settings = get_settings()
+    url = api_url or settings.url
+    click.echo(f"fadewatch dashboard on http://{host}:{port}, reading {url}")
+    _dashboard_extra("serve").serve(url, host=host, port=port, token=token or settings.token,
+                                    refresh_seconds=refresh)
 
 
 from fadewatch.sync import sync_command  # noqa: E402 - client side, base install only

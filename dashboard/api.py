@@ -1,6 +1,9 @@
-"""A small read client for the server's HTTP API: the dashboard's only source of data.
+"""A small client for the server's HTTP API: the dashboard's only way to data.
 
-    ApiError                 any failure to get an answer
+It reads runs, series, histograms, samples and alerts; the only writes are the alerting
+settings managed from the alerts page (dashboard/alertapi.py).
+
+    ApiError                 any failure to get an answer (status: the HTTP status, if any)
      ├── Unauthorized        401: a token is needed, or it is unknown or revoked
      ├── NotFoundError       404: unknown run (or one of another project)
      └── Unavailable         connection refused, timeout, 5xx
@@ -27,7 +30,11 @@ MAX_POINTS_LIMIT = 20_000
 
 
 class ApiError(Exception):
-    """The read API did not answer as expected."""
+    """The API did not answer as expected."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class Unauthorized(ApiError):
@@ -66,19 +73,23 @@ class ReadClient:
         self.close()
 
     def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def request(self, method: str, path: str, json: Any = None, params: dict | None = None) -> Any:
+        """One call; the decoded JSON answer (None for 204), or an ApiError saying why not."""
         try:
-            r = self._http.get(path, params=_clean(params))
+            r = self._http.request(method, path, json=json, params=_clean(params or {}))
         except httpx.HTTPError as exc:
             raise Unavailable(f"{self.base_url} did not answer: {exc}") from exc
         if r.status_code == 401:
-            raise Unauthorized("this server needs an API token")
+            raise Unauthorized("this server needs an API token", 401)
         if r.status_code == 404:
-            raise NotFoundError(_detail(r))
+            raise NotFoundError(_detail(r), 404)
         if r.status_code >= 500:
-            raise Unavailable(f"{self.base_url} answered {r.status_code}: {_detail(r)}")
+            raise Unavailable(f"{self.base_url} answered {r.status_code}: {_detail(r)}", r.status_code)
         if r.status_code >= 400:
-            raise ApiError(f"GET {path} answered {r.status_code}: {_detail(r)}")
-        return r.json()
+            raise ApiError(_detail(r), r.status_code)
+        return None if r.status_code == 204 or not r.content else r.json()
 
     # Runs
     def runs(self, project: str | None = None, status: str | None = None, limit: int = 500) -> list[dict]:
@@ -110,15 +121,30 @@ class ReadClient:
         return self.get(f"/runs/{int(run_id)}/histograms", name=name, max_steps=max_steps,
                         min_step=min_step, max_step=max_step)
 
-    # Alerts (served once the alert engine is deployed; absent routes answer 404)
+    def samples(self, run_id: int, limit: int = 8, max_step: int | None = None) -> list[dict]:
+        """Sampled completions of the newest steps at or before `max_step`, newest first."""
+        return self.get(f"/runs/{int(run_id)}/samples", limit=limit, max_step=max_step)["samples"]
+
     def alerts(self, **params: Any) -> list[dict]:
-        data = self.get("/alerts", **params)
-        return data.get("alerts", data) if isinstance(data, dict) else data
+        """Alerts, most recently changed first (GET /alerts: project, run_id, state, ...)."""
+        return self.get("/alerts", **params)["alerts"]
+
+    def alert(self, alert_id: int, max_events: int = 200) -> dict:
+        """One alert with its events and their delivery log."""
+        return self.get(f"/alerts/{int(alert_id)}", max_events=max_events)
 
 
 def _detail(r: httpx.Response) -> str:
+    """The API's own explanation: a string, or validation errors as "where: what" lines."""
     try:
         detail = r.json().get("detail")
     except Exception:
         detail = None
-    return str(detail) if detail else r.reason_phrase
+    if isinstance(detail, list):
+        parts = []
+        for e in detail[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") if isinstance(e, dict) else ""
+            msg = e.get("msg", "") if isinstance(e, dict) else str(e)
+            parts.append(f"{where}: {msg}" if where else msg)
+        return "; ".join(parts) or r.reason_phrase
+    return str(detail) if detail else f"{r.status_code} {r.reason_phrase}"

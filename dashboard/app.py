@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 
 import dash
+import flask
 from dash import Input, Output, State, dcc, html
 
-from fadewatch.dashboard.context import CONFIG_KEY, DashboardConfig
+from fadewatch.dashboard.context import CONFIG_KEY, TOKEN_COOKIE, DashboardConfig, config
 
 __all__ = ["create_dash_app", "security_headers"]
 
@@ -58,6 +59,22 @@ def _shell() -> html.Div:
 
 
 def _register_shell_callbacks(app: dash.Dash) -> None:
+    @app.callback(
+        Output("fw-token-msg", "children"),
+        Input("fw-token-save", "n_clicks"),
+        State("fw-token-input", "value"),
+        prevent_initial_call=True,
+    )
+    def save_token(_clicks, token):
+        token = (token or "").strip()
+        if not token:
+            return html.P("Paste a token first.", className="fw-error")
+        secure = flask.request.scheme == "https"
+        # HttpOnly: page scripts never see it; the dashboard's server reads it per request.
+        dash.ctx.response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", secure=secure,
+                                     max_age=30 * 86400, path=config().prefix)
+        return html.P(["Token saved. ", html.A("Reload the page", href=flask.request.headers.get("Referer", ""))])
+
     @app.callback(
         Output("fw-theme", "data"),
         Output("fw-root", "className"),

@@ -13,12 +13,14 @@ import math
 from collections.abc import Iterable, Sequence
 
 from fadewatch.dashboard.charts import Chart, Trace
-from fadewatch.dashboard.theme import ALERT, NEUTRAL, axis, base_layout, run_color, with_alpha
+from fadewatch.dashboard.theme import ALERT, NEUTRAL, WARNING, axis, base_layout, run_color, with_alpha
 
 __all__ = [
     "text",
+    "rounded",
     "empty_figure",
     "alert_trace",
+    "alert_color",
     "alert_shapes",
     "ALERT_AXIS",
     "series_figure",
@@ -37,6 +39,12 @@ def text(value) -> str:
     return html.escape(str(value), quote=False)
 
 
+def rounded(values, digits: int = 5) -> list:
+    """Values cut to `digits` significant digits: what a chart can show, in half the bytes."""
+    fmt = f"%.{digits}g"
+    return [None if v is None else float(fmt % v) for v in values]
+
+
 def no_data_annotation(message: str) -> dict:
     return {"text": text(message), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
             "showarrow": False, "font": {"size": 12}}
@@ -50,26 +58,36 @@ def empty_figure(message: str, height: int = 280, title: str | None = None) -> d
     return {"data": [], "layout": layout}
 
 
+def alert_color(severity: str | None) -> str:
+    return ALERT if severity == "critical" else WARNING
+
+
 def alert_trace(alerts: Sequence[dict]) -> dict:
     """Triangles at the top of the plot at the steps where alerts fired, with their names."""
     return {
         "type": "scatter", "mode": "markers", "name": "alerts", "yaxis": "y9",
         "x": [a["step"] for a in alerts], "y": [1.0] * len(alerts),
         "hovertext": [text(a.get("label", "alert")) for a in alerts],
-        "hovertemplate": "%{hovertext}<extra>alert</extra>",
-        "marker": {"symbol": "triangle-down", "size": 10, "color": ALERT},
-        "showlegend": bool(alerts), "cliponaxis": False,
+        "hovertemplate": "step %{x}: %{hovertext}<extra>alert</extra>",
+        "marker": {"symbol": "triangle-down", "size": 11, "color": [alert_color(a.get("severity")) for a in alerts],
+                   "line": {"width": 0}},
+        # Out of the legend: the triangles explain themselves on hover, and legends are short of room.
+        "showlegend": False, "cliponaxis": False,
     }
 
 
 def alert_shapes(alerts: Sequence[dict]) -> list[dict]:
-    """A dashed vertical line per alert step."""
-    steps = sorted({int(a["step"]) for a in alerts})
+    """A dashed vertical line per alert step, red where a critical alert fired."""
+    worst: dict[int, str] = {}
+    for a in alerts:
+        step = int(a["step"])
+        if worst.get(step) != "critical":
+            worst[step] = a.get("severity") or "warning"
     return [
         {"type": "line", "xref": "x", "yref": "paper", "x0": s, "x1": s, "y0": 0, "y1": 1,
-         "line": {"color": with_alpha(ALERT, 0.55), "width": 1, "dash": "dash"}, "layer": "below",
+         "line": {"color": with_alpha(alert_color(sev), 0.55), "width": 1, "dash": "dash"}, "layer": "below",
          "name": f"alert-{s}"}
-        for s in steps
+        for s, sev in sorted(worst.items())
     ]
 
 
@@ -106,15 +124,15 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
             common = {"type": "scatter", "mode": "lines", "x": p["steps"], "yaxis": yaxis,
                       "line": {"width": 0, "color": tr.color}, "hoverinfo": "skip",
                       "showlegend": False, "legendgroup": tr.key}
-            fig_data.append({**common, "name": f"{text(tr.label)} min", "y": p["min"]})
-            fig_data.append({**common, "name": f"{text(tr.label)} max", "y": p["max"],
+            fig_data.append({**common, "name": f"{text(tr.label)} min", "y": rounded(p["min"])})
+            fig_data.append({**common, "name": f"{text(tr.label)} max", "y": rounded(p["max"]),
                              "fill": "tonexty", "fillcolor": with_alpha(tr.color, 0.18)})
             trace_map += [[tr.key, "lo"], [tr.key, "hi"]]
         line = {"width": 1.6, "color": tr.color}
         if tr.dash:
             line["dash"] = tr.dash
         fig_data.append({
-            "type": "scatter", "mode": "lines", "name": text(tr.label), "x": p["steps"], "y": p["values"],
+            "type": "scatter", "mode": "lines", "name": text(tr.label), "x": p["steps"], "y": rounded(p["values"]),
             "yaxis": yaxis, "line": line, "legendgroup": tr.key, "showlegend": has,
             "hovertemplate": _hover(chart, tr), "connectgaps": False,
         })
@@ -127,7 +145,14 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
     if chart.y_range:
         layout["yaxis"]["range"] = list(chart.y_range)
     if any(t.axis == "y2" for t in traces):
-        layout["yaxis2"] = axis(chart.y2_title, overlaying="y", side="right", showgrid=False)
+        # Ticks of its own: an overlaying axis otherwise copies the left axis's tick positions.
+        layout["yaxis2"] = axis(chart.y2_title, overlaying="y", side="right", showgrid=False, tickmode="auto")
+        layout["margin"]["r"] = 64
+    if len(traces) == 1:
+        layout["showlegend"] = False
+        layout["margin"]["t"] = 36
+    else:
+        layout["margin"]["t"] += 20 * (legend_rows([t.label for t in traces]) - 1)
     shapes = alert_shapes(alerts)
     if chart.band is not None:
         shapes = _band_shapes(chart.band) + shapes
@@ -135,7 +160,21 @@ def series_figure(chart: Chart, traces: Iterable[Trace], data: dict, downsampled
     if not any_points:
         keys = ", ".join(t.key for t in traces) or chart.title
         layout["annotations"] = [no_data_annotation(f"not logged yet: {keys}")]
+        for name in ("xaxis", "yaxis", "yaxis2"):
+            if name in layout:
+                layout[name]["visible"] = False
     return {"data": fig_data, "layout": layout}, trace_map
+
+
+def legend_rows(labels: Sequence[str], width_px: int = 500) -> int:
+    """About how many rows a horizontal legend of these labels takes in a half-width chart."""
+    rows, used = 1, 0
+    for label in labels:
+        item = 40 + 6.5 * len(label)
+        if used and used + item > width_px:
+            rows, used = rows + 1, 0
+        used += item
+    return rows
 
 
 def _band_shapes(level: float) -> list[dict]:
@@ -162,7 +201,7 @@ def compare_figure(metric: str, runs: Sequence[tuple[dict, dict]], height: int =
     for run, p in runs:
         p = p or {"steps": [], "values": []}
         data.append({
-            "type": "scatter", "mode": "lines", "x": p["steps"], "y": p["values"],
+            "type": "scatter", "mode": "lines", "x": p["steps"], "y": rounded(p["values"]),
             "name": text(f"{run['name']} (#{run['id']})"),
             "line": {"width": 1.6, "color": run_color(run["id"])}, "hovertemplate": "%{y:.4g}",
         })

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fadewatch.dashboard.figures import ALERT_AXIS, _alert_axis, alert_shapes, alert_trace, empty_figure, text
+from fadewatch.dashboard.figures import (
+    ALERT_AXIS,
+    _alert_axis,
+    alert_shapes,
+    alert_trace,
+    empty_figure,
+    rounded,
+    text,
+)
 from fadewatch.dashboard.theme import HEATMAP_SCALE, NEUTRAL, SERIES_COLORS, base_layout, with_alpha
 
 __all__ = [
     "column_shares",
+    "occupied_range",
     "bin_axis",
     "heatmap_figure",
     "quantile_figure",
@@ -38,13 +47,29 @@ def is_empty(matrix: dict | None) -> bool:
     return not matrix or not matrix.get("steps")
 
 
-def column_shares(matrix: dict) -> list[list[float]]:
-    """Each column's counts as shares of its total (values outside the bins included)."""
+def column_shares(matrix: dict) -> list[list[float | None]]:
+    """Each column's counts as shares of its total (values outside the bins included).
+
+    Empty bins are None, which a heatmap leaves transparent: the background shows where
+    nothing fell, as in TensorBoard's histogram view.
+    """
     out = []
     for row, total in zip(matrix["counts"], matrix.get("count") or [None] * len(matrix["counts"])):
         denom = total if total and total > 0 else sum(row)
-        out.append([round(c / denom, 6) if denom > 0 else 0.0 for c in row])
+        out.append([float("%.4g" % (c / denom)) if denom > 0 and c > 0 else None for c in row])
     return out
+
+
+def occupied_range(matrix: dict, margin_bins: int = 2) -> list[float] | None:
+    """The value range of the bins that ever held anything, widened by a few bins (None: all)."""
+    if matrix.get("labels") or is_empty(matrix):
+        return None
+    used = [i for i in range(len(matrix["edges"]) - 1) if any(row[i] > 0 for row in matrix["counts"])]
+    if not used:
+        return None
+    e = matrix["edges"]
+    lo, hi = max(0, used[0] - margin_bins), min(len(e) - 1, used[-1] + 1 + margin_bins)
+    return [e[lo], e[hi]]
 
 
 def bin_axis(matrix: dict) -> tuple[list, bool]:
@@ -75,8 +100,15 @@ def heatmap_figure(matrix: dict | None, title: str, y_title: str, alerts: Sequen
     layout[ALERT_AXIS] = _alert_axis()
     layout["shapes"] = alert_shapes(alerts)
     layout["showlegend"] = False
+    layout["margin"]["t"] = 36
     if categorical:
         layout["yaxis"]["type"] = "category"
+        # Room for bin labels such as "(0.9,1)" beside the axis title.
+        layout["margin"]["l"] = 20 + 7 * max(len(str(y)) for y in ys) + 24
+    else:
+        span = occupied_range(matrix)
+        if span:
+            layout["yaxis"]["range"] = span
     return {"data": [alert_trace(alerts), heat], "layout": layout}
 
 
@@ -92,7 +124,7 @@ def quantile_figure(matrix: dict | None, title: str, y_title: str, alerts: Seque
     data = [alert_trace(alerts)]
     q = matrix.get("quantiles") or {}
     for key, label, fill in QUANTILE_TRACES:
-        trace = {"type": "scatter", "mode": "lines", "x": matrix["steps"], "y": q.get(key, []),
+        trace = {"type": "scatter", "mode": "lines", "x": matrix["steps"], "y": rounded(q.get(key, [])),
                  "name": label, "hovertemplate": "%{y:.3g}", "legendgroup": label,
                  "line": {"width": 0 if key != "0.5" else 1.8, "color": color}}
         if fill:
@@ -101,7 +133,7 @@ def quantile_figure(matrix: dict | None, title: str, y_title: str, alerts: Seque
         else:
             trace["showlegend"] = key == "0.5"
         data.append(trace)
-    data.append({"type": "scatter", "mode": "lines", "x": matrix["steps"], "y": matrix.get("mean", []),
+    data.append({"type": "scatter", "mode": "lines", "x": matrix["steps"], "y": rounded(matrix.get("mean", [])),
                  "name": "mean", "line": {"width": 1.2, "color": NEUTRAL, "dash": "dot"},
                  "hovertemplate": "%{y:.3g}"})
     layout = base_layout(text(title), y_title=text(y_title), height=height)
@@ -119,6 +151,7 @@ def distribution_figure(matrix: dict | None, x_title: str, height: int = 280) ->
     ys, categorical = bin_axis(matrix)
     first, last = matrix["first_steps"][col], matrix["steps"][col]
     which = f"step {last}" if first == last else f"steps {first}–{last}"
+    shares = [v or 0.0 for v in shares]
     bar = {"type": "bar", "x": ys, "y": shares, "marker": {"color": SERIES_COLORS[0]},
            "hovertemplate": f"{text(x_title)} %{{x}}<br>share %{{y:.2%}}<extra></extra>", "name": which}
     if not categorical:
@@ -133,9 +166,14 @@ def distribution_figure(matrix: dict | None, x_title: str, height: int = 280) ->
     layout["yaxis"]["tickformat"] = ".0%"
     layout["bargap"] = 0.02
     layout["showlegend"] = False
+    layout["margin"]["t"] = 36
     layout["hovermode"] = "closest"
     if categorical:
         layout["xaxis"]["type"] = "category"
+    else:
+        span = occupied_range({**matrix, "counts": [matrix["counts"][col]]}, margin_bins=3)
+        if span:
+            layout["xaxis"]["range"] = span
     mean = (matrix.get("mean") or [None])[col]
     if mean is not None and not categorical:
         layout["shapes"] = [{"type": "line", "xref": "x", "yref": "paper", "x0": mean, "x1": mean, "y0": 0, "y1": 1,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from dash import Patch
 
-from fadewatch.dashboard.figures import alert_shapes, text
+from fadewatch.dashboard.figures import alert_color, alert_shapes, rounded, text
 
 __all__ = ["series_appends", "apply_appends", "apply_alerts", "count_points", "new_alerts", "heat_signature"]
 
@@ -27,7 +27,7 @@ def series_appends(trace_map: Sequence[Sequence[str]], series: dict) -> list[tup
         if not p or not p["steps"]:
             continue
         ys = p["values"] if role == "line" else p["min"] if role == "lo" else p["max"]
-        out.append((i, list(p["steps"]), list(ys)))
+        out.append((i, list(p["steps"]), rounded(ys)))
     return out
 
 
@@ -40,7 +40,10 @@ def apply_appends(patch: Patch, appends: Sequence[tuple[int, list, list]],
         if i in lines:
             patch["data"][i]["showlegend"] = True
     if appends:
-        patch["layout"]["annotations"] = []  # the "not logged yet" note, if any
+        # The "not logged yet" note goes, and the axes an empty chart hides come back.
+        patch["layout"]["annotations"] = []
+        patch["layout"]["xaxis"]["visible"] = True
+        patch["layout"]["yaxis"]["visible"] = True
     return bool(appends)
 
 
@@ -56,7 +59,7 @@ def apply_alerts(patch: Patch, alerts: Sequence[dict]) -> None:
     patch["data"][0]["x"].extend([a["step"] for a in alerts])
     patch["data"][0]["y"].extend([1.0] * len(alerts))
     patch["data"][0]["hovertext"].extend([text(a.get("label", "alert")) for a in alerts])
-    patch["data"][0]["showlegend"] = True
+    patch["data"][0]["marker"]["color"].extend([alert_color(a.get("severity")) for a in alerts])
     patch["layout"]["shapes"].extend(alert_shapes(alerts))
 
 

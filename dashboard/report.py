@@ -1,6 +1,6 @@
 """A run as one static, self-contained HTML file: the run page's charts, Plotly inlined, no network.
 
-    fadewatch report 12 -o run.html [--api http://127.0.0.1:8700]
+    fadewatch report 12 -o run.html [--url http://127.0.0.1:8700] [--token fw_...]
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 from fadewatch import __version__
 from fadewatch.dashboard import runview
-from fadewatch.dashboard.api import ApiError, ReadClient
+from fadewatch.dashboard.api import ApiError, NotFoundError, ReadClient, Unauthorized, Unavailable
 from fadewatch.dashboard.histfigures import distribution_figure
 from fadewatch.dashboard.ui import fmt_age
 
-__all__ = ["build_report", "write_report"]
+__all__ = ["build_report", "write_report", "ReportError"]
 
 ASSETS = Path(__file__).parent / "assets"
 SECTIONS = (
@@ -90,11 +90,12 @@ def build_report(api: ReadClient, run_id: int) -> str:
     css = (ASSETS / "fadewatch.css").read_text(encoding="utf-8")
     last = "–" if run["last_step"] is None else f"{run['last_step']:,}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    meta = [("project", run["project"]), ("status", run["status"]), ("step", last),
+            ("steps stored", f"{run['step_count']:,}"), ("data", fmt_age(run.get("last_time"))),
+            ("run", f"#{int(run['id'])}"), ("generated", f"{generated} by fadewatch {__version__}")]
     header = (
-        f'<h1 class="fw-title">{e(run["name"])}</h1><div class="fw-meta">project <b>{e(run["project"])}</b>'
-        f' · status <b>{e(run["status"])}</b> · step <b>{last}</b> · {run["step_count"]:,} steps'
-        f' · data {e(fmt_age(run.get("last_time")))} · run #{int(run["id"])} · report generated {e(generated)}'
-        f' by fadewatch {e(__version__)}</div>'
+        f'<h1 class="fw-title">{e(run["name"])}</h1><div class="fw-meta">'
+        + "".join(f"<span>{e(label)} <b>{e(value)}</b></span>" for label, value in meta) + "</div>"
     )
     plot_calls = "".join(
         f'Plotly.newPlot("{div}",F[{i}].data,F[{i}].layout,{{displaylogo:false,responsive:true}});'
@@ -117,10 +118,24 @@ def build_report(api: ReadClient, run_id: int) -> str:
     )
 
 
+class ReportError(Exception):
+    """The report could not be built; the message says why and what to do."""
+
+
 def write_report(api_url: str, run_id: int, output: str | Path, token: str | None = None) -> Path:
+    """Fetch the run from the server at `api_url` and write its report to `output`."""
     out = Path(output)
-    with ReadClient(api_url, token) as api:
-        text = build_report(api, run_id)
+    try:
+        with ReadClient(api_url, token) as api:
+            text = build_report(api, run_id)
+    except Unauthorized as exc:
+        raise ReportError(f"{api_url} needs an API token: pass --token or set FADEWATCH_TOKEN") from exc
+    except NotFoundError as exc:
+        raise ReportError(f"run {run_id} is not on {api_url} (or belongs to another project)") from exc
+    except Unavailable as exc:
+        raise ReportError(f"could not read from {api_url}: {exc}; is `fadewatch server` running there?") from exc
+    except ApiError as exc:
+        raise ReportError(str(exc)) from exc
     out.write_text(text, encoding="utf-8")
     return out
 

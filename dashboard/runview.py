@@ -10,12 +10,13 @@ from dash import Patch, no_update
 
 from fadewatch.dashboard import alertdata
 from fadewatch.dashboard.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
-from fadewatch.dashboard.figures import entropy_projection, projection_trace, series_figure
+from fadewatch.dashboard.figures import entropy_projection, projection_trace, rounded, series_figure
 from fadewatch.dashboard.histfigures import (
     QUANTILE_TRACES,
     column_shares,
     heatmap_figure,
     is_empty,
+    occupied_range,
     quantile_figure,
     sum_matrices,
 )
@@ -31,7 +32,7 @@ from fadewatch.dashboard.live import (
 __all__ = ["MAX_POINTS", "MAX_COLUMNS", "load_series", "refresh_series", "load_heat", "refresh_heat",
            "DIFFICULTY_MODES", "heat_names"]
 
-MAX_POINTS = 1000        # points per series in a full load (the server keeps min/max per bucket)
+MAX_POINTS = 500         # points per series in a full load: about one per pixel of a chart
 MAX_COLUMNS = 200        # heatmap columns in a full load
 BASELINE_POINTS = 20     # early entropy level the collapse projection is measured against
 PROJECTION_WINDOW = 50
@@ -67,6 +68,7 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
             p = series.get("entropy/mean") or {"steps": [], "values": []}
             fig["data"].append(projection_trace(entropy_projection(p["steps"], p["values"], baseline,
                                                                    window=PROJECTION_WINDOW)))
+            fig["layout"]["margin"]["t"] += 20  # the projection's legend entry takes a second row
             tmap.append(["", "projection"])
         figs[chart.id], maps[chart.id] = fig, tmap
     users = {}
@@ -77,6 +79,7 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
         "run_id": run["id"], "last": data["last_step"], "points": count_points(series), "keys": keys,
         "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps, "baseline": baseline,
         "alerts": [a["id"] for a in alerts],
+        "y2": [cid for cid, fig in figs.items() if "yaxis2" in fig["layout"]],
     }
     return figs, users, state
 
@@ -108,7 +111,8 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
         patch = Patch()
         appends = series_appends(tmap, new_series)
         lines = [i for i, (_, role) in enumerate(tmap) if role == "line"]
-        apply_appends(patch, appends, lines)
+        if apply_appends(patch, appends, lines) and map_id in state.get("y2", ()):
+            patch["layout"]["yaxis2"]["visible"] = True
         apply_alerts(patch, alerts)
         if map_id == "entropy" and any(key == "entropy/mean" for key, _ in
                                        (tmap[i] for i, _, _ in appends)):
@@ -163,7 +167,8 @@ def load_heat(api, run_id: int, kind: str, y_title: str, mode: str | None = None
     empty = is_empty(matrix)
     state = {"run_id": run_id, "kind": kind, "mode": mode, "last": None if empty else matrix["steps"][-1],
              "first": None if empty else matrix["first_steps"][0], "cols": 0 if empty else len(matrix["steps"]),
-             "sig": None if empty else heat_signature(matrix), "alerts": [a["id"] for a in alerts]}
+             "sig": None if empty else heat_signature(matrix), "alerts": [a["id"] for a in alerts],
+             "range": None if empty else occupied_range(matrix)}
     return heat, bands, state
 
 
@@ -186,11 +191,16 @@ def refresh_heat(api, state: dict, with_bands: bool):
         if with_bands:
             for i, (key, _, _) in enumerate(QUANTILE_TRACES, start=1):
                 bands["data"][i]["x"].extend(matrix["steps"])
-                bands["data"][i]["y"].extend(matrix["quantiles"].get(key, [None] * len(matrix["steps"])))
+                bands["data"][i]["y"].extend(rounded(matrix["quantiles"].get(key, [None] * len(matrix["steps"]))))
             bands["data"][len(QUANTILE_TRACES) + 1]["x"].extend(matrix["steps"])
-            bands["data"][len(QUANTILE_TRACES) + 1]["y"].extend(matrix["mean"])
+            bands["data"][len(QUANTILE_TRACES) + 1]["y"].extend(rounded(matrix["mean"]))
         new_state["last"] = matrix["steps"][-1]
         new_state["cols"] = state["cols"] + len(matrix["steps"])
+        span, held = occupied_range(matrix), state.get("range")
+        if span and held and (span[0] < held[0] or span[1] > held[1]):
+            wider = [min(span[0], held[0]), max(span[1], held[1])]
+            heat["layout"]["yaxis"]["range"] = wider
+            new_state["range"] = wider
     apply_alerts(heat, alerts)
     if with_bands:
         apply_alerts(bands, alerts)

@@ -17,19 +17,23 @@ GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def graph(graph_id, figure: dict, wide: bool = False) -> html.Div:
-    return html.Div(dcc.Graph(id=graph_id, figure=figure, config=GRAPH_CONFIG),
-                    className="fw-card wide" if wide else "fw-card")
+def graph(graph_id, figure: dict, wide: bool = False, csv: str | None = None) -> html.Div:
+    """A chart in a card; `csv` links the download of the chart's series."""
+    children = [dcc.Graph(id=graph_id, figure=figure, config=GRAPH_CONFIG)]
+    if csv:
+        children.append(html.A("CSV", href=csv, className="fw-card-link", title="Download these series as CSV"))
+    return html.Div(children, className="fw-card wide" if wide else "fw-card")
 
 
 def section(title: str, hint: str | None, *children, anchor: str | None = None) -> html.Section:
-    head = [html.H2(title, className="fw-section", id=anchor)]
+    head = [html.H2(title, className="fw-section", **({"id": anchor} if anchor else {}))]
     if hint:
         head.append(html.P(hint, className="fw-hint"))
     return html.Section([*head, *children])
 
 
-def empty_state(title: str, *lines) -> html.Div:
+def empty_state(title, *lines) -> html.Div:
+    """What to do when there is nothing to show: a bold first line, then hints."""
     return html.Div([html.P(html.B(title)), *[html.P(line) for line in lines]], className="fw-empty")
 
 

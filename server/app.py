@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,10 +17,12 @@ from fadewatch.server.errors import install_error_handlers
 from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.middleware import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
-from fadewatch.server.routes import health, runs, steps
+from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
+from fadewatch.server.alerts.rules import load_rules_file
+from fadewatch.server.routes import alerts, channels, health, rules, runs, silences, steps
 from fadewatch.server.settings import ServerSettings, get_settings
 
-__all__ = ["create_app", "prepare_database"]
+__all__ = ["create_app", "prepare_database", "alert_context"]
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("fadewatch.server")
@@ -57,14 +61,38 @@ def _document_raw_bodies(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def create_app(settings: ServerSettings | None = None, database: Database | None = None) -> FastAPI:
+def alert_context(settings: ServerSettings, clock: Callable[[], float] = time.time) -> AlertContext:
+    """What the alert engine needs from this server; a bad rule file raises RulesFileError."""
+    file_rules = load_rules_file(settings.alert_rules_file) if settings.alert_rules_file else []
+    return AlertContext(file_rules=file_rules, public_url=settings.resolved_public_url(), clock=clock)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    database: Database | None = None,
+    *,
+    context: AlertContext | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
+    context = context or alert_context(settings)
     database = database or prepare_database(settings)
+    # Every session of this app carries the context, so ingest evaluates rules with it.
+    database.factory.configure(info={CONTEXT_KEY: context})
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        database.engine.dispose()
+    async def lifespan(app: FastAPI):
+        worker = None
+        if settings.alert_delivery_enabled:
+            from fadewatch.server.alerts.worker import DeliveryWorker
+
+            worker = DeliveryWorker(database, settings, clock=context.clock).start()
+        app.state.delivery_worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            database.engine.dispose()
 
     app = FastAPI(
         title="fadewatch",
@@ -79,18 +107,23 @@ def create_app(settings: ServerSettings | None = None, database: Database | None
     app.state.database = database
     app.state.metrics = ServerMetrics()
     app.state.auth_mode = auth_mode_for(settings)
+    app.state.alert_context = context
+    app.state.delivery_worker = None
 
     app.include_router(runs.router, prefix=API_PREFIX)
     app.include_router(steps.router, prefix=API_PREFIX)
+    for router in (alerts.router, rules.router, channels.router, silences.router):
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     install_error_handlers(app)
 
     _document_raw_bodies(app)
-    # The dashboard at "/", reading this server's API over HTTP (never the database).
+    # The dashboard at "/", reading this server's API over HTTP (never the database), at the
+    # address each request came in on: public_url may be a proxy this process cannot reach.
     from fadewatch.dashboard.mount import mount_dashboard
 
-    mount_dashboard(app, api_url=settings.public_url)
+    mount_dashboard(app, refresh_seconds=settings.dashboard_refresh_s)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

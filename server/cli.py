@@ -24,13 +24,19 @@ def _settings_for(db_url: str | None) -> ServerSettings:
     return build_settings(database_url=db_url)
 
 
-def run_server(host, port, db_url, data_dir, log_level: str = "info") -> None:
+def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file=None) -> None:
     import uvicorn
 
-    from fadewatch.server.app import create_app, prepare_database
+    from fadewatch.server.alerts.rules import RulesFileError
+    from fadewatch.server.app import alert_context, create_app, prepare_database
 
-    settings = build_settings(host=host, port=port, database_url=db_url, dir=data_dir)
+    settings = build_settings(host=host, port=port, database_url=db_url, dir=data_dir,
+                              alert_rules_file=rules_file)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        context = alert_context(settings)
+    except RulesFileError as exc:
+        raise click.ClickException(f"alert rules: {exc}") from exc
     try:
         database = prepare_database(settings)
     except SchemaOutOfDate as exc:
@@ -47,7 +53,9 @@ def run_server(host, port, db_url, data_dir, log_level: str = "info") -> None:
     click.echo(f"fadewatch server on http://{settings.host}:{settings.port}  database: {_safe(url)}")
     if not has_tokens:
         click.echo("local mode: no API token exists, so this loopback-only server accepts every request")
-    app = create_app(settings, database)
+    if settings.alert_rules_file:
+        click.echo(f"alert rules: {len(context.file_rules)} from {settings.alert_rules_file}")
+    app = create_app(settings, database, context=context)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
 
 

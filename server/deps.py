@@ -9,17 +9,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fadewatch.server.alerts.engine import AlertContext
 from fadewatch.server.auth import OPEN, Principal
 from fadewatch.server.db import session_scope
 from fadewatch.server.metrics import ServerMetrics
+from fadewatch.server.schemas import DisplayName
 from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 
-__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode"]
+__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep",
+           "ProjectName"]
 
 
 @dataclass
@@ -86,9 +89,17 @@ def get_metrics(request: Request) -> ServerMetrics:
     return request.app.state.metrics
 
 
+def get_alert_context(request: Request) -> AlertContext:
+    return request.app.state.alert_context
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings_dep)]
 MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
+# A project in a path: what runs accept as a project name (no control characters, not blank).
+ProjectName = Annotated[DisplayName, Path(description="the project's name")]
+# The alert engine's context: rule file, public URL, clock.
+AlertContextDep = Annotated[AlertContext, Depends(get_alert_context)]
 
 
 def get_principal(request: Request, db: DatabaseDep) -> Principal:

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SeriesBuckets", "downsample_series", "bucket_bounds", "rebin_counts", "quantiles_from_counts"]
+__all__ = [
+    "SeriesBuckets",
+    "downsample_series",
+    "downsample_units",
+    "bucket_bounds",
+    "rebin_counts",
+    "quantiles_from_counts",
+]
 
 
 @dataclass
@@ -44,6 +51,27 @@ def downsample_series(steps: np.ndarray, values: np.ndarray, max_points: int) ->
         values=values[ends],
         min=np.minimum.reduceat(values, starts),
         max=np.maximum.reduceat(values, starts),
+    )
+
+
+def downsample_units(steps: np.ndarray, last: np.ndarray, mins: np.ndarray, maxs: np.ndarray,
+                     max_points: int) -> SeriesBuckets:
+    """Like downsample_series, over units that each summarise a run of steps.
+
+    A unit (a single step or a block of steps) gives its last step, last value, minimum
+    and maximum; buckets take the last unit's step and value and the extremes of all.
+    """
+    keep = ~np.isnan(last)
+    steps, last, mins, maxs = steps[keep], last[keep], mins[keep], maxs[keep]
+    if len(steps) <= max_points:
+        return SeriesBuckets(steps, last, mins, maxs)
+    starts = bucket_bounds(steps, max_points)
+    ends = np.r_[starts[1:], len(steps)] - 1
+    return SeriesBuckets(
+        steps=steps[ends],
+        values=last[ends],
+        min=np.minimum.reduceat(mins, starts),
+        max=np.maximum.reduceat(maxs, starts),
     )
 
 

@@ -12,13 +12,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ApiToken", "JsonDoc", "utcnow"]
+__all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "ApiToken", "JsonDoc",
+           "utcnow"]
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
@@ -88,6 +91,35 @@ class HistogramRow(Base):
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Plain JSON even on PostgreSQL: never queried inside, and text is cheaper to write.
     data: Mapped[dict] = mapped_column(JSON)
+
+
+class ScalarBlock(Base):
+    """Scalars of steps [block * level, (block + 1) * level): per key its last value, min and max."""
+
+    __tablename__ = "scalar_blocks"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Packed arrays (server/blocks.py): never queried inside, decoded without parsing floats.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class HistogramBlock(Base):
+    """One histogram summed over the steps of a block (see ScalarBlock)."""
+
+    __tablename__ = "histogram_blocks"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # JSON text, parsed by the reader: never queried inside.
+    data: Mapped[str] = mapped_column(Text)
 
 
 class ApiToken(Base):

@@ -24,6 +24,8 @@ __all__ = [
     "SeriesPoints",
     "SeriesOut",
     "HistogramMatrix",
+    "SampleOut",
+    "SampleList",
 ]
 
 _METRIC_NAME = re.compile(r"[A-Za-z0-9_\-./@:\[\] ]+")
@@ -215,3 +217,16 @@ class HistogramMatrix(BaseModel):
     min: list[float | None]
     max: list[float | None]
     quantiles: dict[str, list[float | None]]
+
+
+class SampleOut(BaseModel):
+    step: int
+    text: str
+    group: str | int | None
+    reward: float | None
+    advantage: float | None
+
+
+class SampleList(BaseModel):
+    run_id: int
+    samples: list[SampleOut] = Field(description="newest step first, in the order they were logged")

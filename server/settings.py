@@ -45,6 +45,11 @@ class ServerSettings(BaseSettings):
     default_max_points: int = 1_000
     max_points_limit: int = 20_000
 
+    # The dashboard served at "/" (docs/dashboard.md).
+    dashboard_refresh_s: float = Field(
+        default=2.0, ge=0.25, le=3600, description="How often open dashboard pages fetch new steps."
+    )
+
     # Alerts (docs/alerts.md).
     alert_rules_file: Path | None = Field(
         default=None, description="YAML file of alert rules (`fadewatch server --rules FILE`)."

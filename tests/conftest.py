@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.browser import browser, dashboard_server, page  # noqa: F401 (fixtures)
 from tests.support.servers import LiveServer, ThreadedServer
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TABLES = ("alert_delivery_attempts", "alert_notifications", "alert_events", "alert_states", "alert_silences", "alert_channels", "alert_rules", "histograms", "steps", "api_tokens", "runs", "projects")
+TABLES = ("alert_delivery_attempts", "alert_notifications", "alert_events", "alert_states", "alert_silences", "alert_channels", "alert_rules", "scalar_blocks", "histogram_blocks", "histograms", "steps", "api_tokens", "runs", "projects")
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +119,26 @@ def live_server(tmp_path) -> Iterator[LiveServer]:
     srv = LiveServer(tmp_path / "live").start()
     yield srv
     srv.stop()
+
+
+FAST_DELIVERY = dict(
+    alert_allow_loopback_targets=True, alert_delivery_poll_s=0.05, alert_delivery_backoff_base_s=0.05,
+    alert_delivery_backoff_max_s=0.2, alert_delivery_timeout_s=5.0,
+)
+
+
+@pytest.fixture
+def alert_server(db_url, make_settings) -> Iterator[ThreadedServer]:
+    """A real server whose channels may post to loopback receivers, retrying within milliseconds."""
+    from fadewatch.server.app import create_app, prepare_database
+
+    settings = make_settings(database_url=db_url, **FAST_DELIVERY)
+    srv = ThreadedServer(create_app(settings, prepare_database(settings))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def alert_api(alert_server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{alert_server.url}/api/v1", timeout=30) as client:
+        yield client

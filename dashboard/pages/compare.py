@@ -39,7 +39,8 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
         every = client().runs(limit=5000)
     except ApiError as exc:
         return error_state(exc)
-    chosen = [r for r in every if r["id"] in ids]
+    by_id = {r["id"]: r for r in every}
+    chosen = [by_id[i] for i in ids if i in by_id]  # in the order the link gives
     keys = _metric_options(chosen)
     wanted = [m for m in (metrics or "").split(",") if m in keys] or [m for m in DEFAULT_METRICS if m in keys] \
         or keys[:1]

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard import runview
-from fadewatch.dashboard.api import ApiError, NotFoundError
+from fadewatch.dashboard.api import ApiError
+from fadewatch.dashboard.charts import charts_for
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures import empty_figure
 from fadewatch.dashboard.histfigures import distribution_figure
 from fadewatch.dashboard.theme import run_color
-from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, graph, section
+from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num, graph, section
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
 
 LOADING = "loading…"
 
 
-def _series(chart_id: str, wide: bool = False) -> html.Div:
-    return graph({"type": "run-series", "chart": chart_id}, empty_figure(LOADING), wide=wide)
+def _csv(run_id: int, keys) -> str:
+    return href(f"export/runs/{int(run_id)}.csv?keys=" + quote(",".join(keys), safe=",/@:"))
+
+
+def _series(run: dict, chart_id: str, wide: bool = False) -> html.Div:
+    traces = dict((c.id, t) for c, t in charts_for(run.get("summary") or {}))[chart_id]
+    return graph({"type": "run-series", "chart": chart_id}, empty_figure(LOADING), wide=wide,
+                 csv=_csv(run["id"], [t.key for t in traces]))
 
 
 def _header(run: dict) -> html.Div:
@@ -65,7 +73,8 @@ def layout(run_id: str | None = None, **_query):
         dcc.Store(id="run-id", data=rid),
         dcc.Store(id="run-series-state"), dcc.Store(id="run-adv-state"), dcc.Store(id="run-ent-state"),
         dcc.Store(id="run-diff-state"),
-        dcc.Interval(id="run-interval", interval=refresh, n_intervals=0),
+        # Off until the first full load is in: a tick during a slow first load would start a second one.
+        dcc.Interval(id="run-interval", interval=refresh, n_intervals=0, disabled=True),
         section("Advantage weights", "How each step's advantages A_i are distributed: the histogram over steps "
                 "(colour: share of rollouts per bin), its quantile bands, one step's shape, and the tails.",
                 html.Div(className="fw-grid", children=[
@@ -73,60 +82,65 @@ def layout(run_id: str | None = None, **_query):
                     graph("run-adv-quantiles", empty_figure(LOADING)),
                     html.Div(className="fw-card", children=[
                         dcc.Graph(id="run-adv-dist", figure=empty_figure(LOADING), config={"displaylogo": False}),
-                        html.Div(dcc.Slider(id="run-adv-slider", min=0, max=1, step=1, value=None, marks=None,
-                                            tooltip={"placement": "bottom", "always_visible": True}),
+                        html.Div(dcc.Slider(id="run-adv-slider", min=0, max=1, step=1, value=None, marks=None),
                                  className="fw-slider", title="Pick a step; at the right end it follows the newest"),
                     ]),
-                    _series("adv-moments"), _series("adv-tails"),
+                    _series(run, "adv-moments"), _series(run, "adv-tails"),
                 ]), anchor="advantages"),
         section("Sign axis", "Positive mass m_S pushes successes up, negative mass m_F pushes failures down. "
                 "Success-heavy balance (b > 0) collapses entropy; failure-heavy (b < 0) collapses weight geometry.",
-                html.Div(className="fw-grid", children=[_series("sign-mass"), _series("sign-balance")]),
+                html.Div(className="fw-grid", children=[_series(run, "sign-mass"), _series(run, "sign-balance")]),
                 anchor="sign"),
         section("Difficulty axis", "Where the update's mass sits across prompt difficulty (group success rate).",
                 dcc.RadioItems(id="run-diff-mode", value="total", inline=True, className="fw-toolbar",
                                options=[{"label": " m_S + m_F", "value": "total"}, {"label": " m_S", "value": "pos"},
                                         {"label": " m_F", "value": "neg"}, {"label": " groups", "value": "groups"}]),
                 html.Div(className="fw-grid", children=[graph("run-diff-heatmap", empty_figure(LOADING)),
-                                                         _series("difficulty")]), anchor="difficulty"),
+                                                         _series(run, "difficulty")]), anchor="difficulty"),
         section("Entropy", "Mean token entropy with Cov(log π, A): a sustained positive covariance predicts "
                 "falling entropy. The dashed line projects the recent trend to 30% of the early level.",
-                html.Div(className="fw-grid", children=[_series("entropy"), _series("entropy-seq"),
+                html.Div(className="fw-grid", children=[_series(run, "entropy"), _series(run, "entropy-seq"),
                                                          graph("run-ent-heatmap", empty_figure(LOADING), wide=True)]),
                 anchor="entropy"),
         section("Diversity", "Distinct completions and n-grams within groups, and pass@k: a shrinking gap "
                 "between pass@G and pass@1 is diversity collapse.",
-                html.Div(className="fw-grid", children=[_series("diversity"), _series("pass")]), anchor="diversity"),
+                html.Div(className="fw-grid", children=[_series(run, "diversity"), _series(run, "pass")]), anchor="diversity"),
         section("Weight geometry, reward, length", None,
-                html.Div(className="fw-grid", children=[_series("geometry"), _series("reward"), _series("length")]),
+                html.Div(className="fw-grid", children=[_series(run, "geometry"), _series(run, "reward"), _series(run, "length")]),
                 anchor="geometry"),
         section("Other scalars", "Loss, KL and every other scalar the run logs.",
                 html.Div(id="run-other", className="fw-grid small"), anchor="scalars"),
         section("Config", None, html.Pre(json.dumps(run.get("config") or {}, indent=2, sort_keys=True,
                                                     default=str), className="fw-pre", id="run-config")),
-        section("Sampled completions", None, html.Div(id="run-samples", children=_samples(rid))),
+        section("Sampled completions", "A few completions of the step picked under the advantage "
+                "distribution (the newest, unless you move the slider), with their group, reward and advantage.",
+                html.Div(id="run-samples"), anchor="samples"),
     ])
 
 
-def _samples(run_id: int):
-    try:
-        rows = client().get(f"/runs/{int(run_id)}/samples", limit=8)
-    except NotFoundError:
-        return html.P("This server does not serve sampled completions yet.", className="fw-hint")
-    except ApiError as exc:
-        return error_state(exc)
-    rows = rows.get("samples", rows) if isinstance(rows, dict) else rows
+def _samples(rows: list[dict]):
     if not rows:
         return html.P("No completions logged yet: pass completions=... to run.log().", className="fw-hint")
-    return [html.Div(className="fw-sample", children=[
-        html.Div(className="fw-meta", children=[
-            html.Span(["step ", html.B(str(s.get("step", "–")))]),
-            html.Span(["group ", html.B(str(s.get("group", "–")))]),
-            html.Span(["reward ", html.B(str(s.get("reward", "–")))]),
-            html.Span(["advantage ", html.B(str(s.get("advantage", "–")))]),
-        ]),
-        html.Pre(str(s.get("text", ""))),
-    ]) for s in rows]
+    head = html.Thead(html.Tr([html.Th("Step"), html.Th("Group"), html.Th("Reward"), html.Th("Advantage"),
+                               html.Th("Completion")]))
+    body = html.Tbody([html.Tr([
+        html.Td(f"{s['step']:,}", className="num"),
+        html.Td("–" if s.get("group") is None else str(s["group"])),
+        html.Td(fmt_num(s.get("reward")), className="num"),
+        html.Td(fmt_num(s.get("advantage")), className="num"),
+        # Text, never markup: Dash renders strings as text nodes.
+        html.Td(html.Pre(s.get("text", ""), className="fw-completion")),
+    ]) for s in rows])
+    return html.Table([head, body], className="fw-table fw-samples")
+
+
+@callback(Output("run-samples", "children"), Input("run-adv-slider", "value"), State("run-id", "data"))
+def show_samples(step, run_id):
+    try:
+        rows = client().samples(run_id, limit=8, max_step=step)
+    except ApiError as exc:
+        return error_state(exc)
+    return _samples(rows)
 
 
 @callback(
@@ -135,6 +149,7 @@ def _samples(run_id: int):
     Output("run-other", "children"),
     Output("run-series-state", "data"),
     Output("run-meta", "children"),
+    Output("run-interval", "disabled"),
     Input("run-interval", "n_intervals"),
     State("run-series-state", "data"),
     State("run-id", "data"),
@@ -145,17 +160,18 @@ def refresh_series(_n, state, run_id):
     api = client()
     try:
         run = api.run(run_id)
+        if state and state.get("run_id") == run_id:
+            patched = runview.refresh_series(api, run, state, chart_ids, user_keys)
+            if patched is not None:
+                charts, users, new_state = patched
+                return charts, users, no_update, new_state, _meta(run), False
+        figs, user_figs, new_state = runview.load_series(api, run, (state or {}).get("keys", ()))
     except ApiError:
-        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update
-    if state and state.get("run_id") == run_id:
-        patched = runview.refresh_series(api, run, state, chart_ids, user_keys)
-        if patched is not None:
-            charts, users, new_state = patched
-            return charts, users, no_update, new_state, _meta(run)
-    figs, user_figs, new_state = runview.load_series(api, run, (state or {}).get("keys", ()))
-    other = [graph({"type": "run-user", "key": k}, f) for k, f in user_figs.items()] or [
+        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update, False
+    other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
         html.P("No other scalars logged yet: pass them to run.log(step, loss=..., kl=...).", className="fw-hint")]
-    return [figs.get(c, no_update) for c in chart_ids], [no_update] * len(user_keys), other, new_state, _meta(run)
+    return ([figs.get(c, no_update) for c in chart_ids], [no_update] * len(user_keys), other, new_state,
+            _meta(run), False)
 
 
 def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, bands_title=None):

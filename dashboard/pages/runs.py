@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
@@ -38,6 +41,7 @@ def layout(**_query) -> html.Div:
             html.Div(id="runs-compare-link"),
         ]),
         html.Div(id="runs-table"),
+        dcc.Store(id="runs-shown"),
         dcc.Interval(id="runs-interval", interval=config().refresh_ms * 2, n_intervals=0),
     ])
 
@@ -83,25 +87,43 @@ HEAD = ["Run", "Project", "Status", "Step", "Updated", "Reward", "Entropy", "Bal
         "Reward trend", "Entropy trend"]
 
 
+def _signature(*parts) -> str:
+    """What the table shows, hashed: an unchanged table is not sent again."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @callback(
     Output("runs-table", "children"),
     Output("runs-project", "options"),
     Output("runs-compare", "options"),
+    Output("runs-shown", "data"),
     Input("runs-interval", "n_intervals"),
     Input("runs-project", "value"),
     Input("runs-status", "value"),
+    State("runs-shown", "data"),
 )
-def refresh_runs(_n, project, statuses):
+def refresh_runs(_n, project, statuses, shown_sig):
     api = client()
     try:
         every = api.runs(limit=5000)
     except ApiError as exc:
-        return error_state(exc), no_update, no_update
+        return error_state(exc), no_update, no_update, None
+    alerts = alertdata.active_counts(api) if every else None
+    sig = _signature(project, statuses, alerts, [
+        (r["id"], r["name"], r["project"], r["status"], r["last_step"], fmt_age(r.get("last_time")), r.get("summary"))
+        for r in every])
+    if sig == shown_sig:
+        return no_update, no_update, no_update, no_update
+    table, projects, options = _table(api, every, project, statuses, alerts)
+    return table, projects, options, sig
+
+
+def _table(api, every: list[dict], project, statuses, alerts):
     projects = sorted({r["project"] for r in every})
     compare_options = [{"label": f"{r['name']} (#{r['id']}, {r['project']})", "value": r["id"]} for r in every]
     if not every:
         return empty_state(
-            "No runs yet: run `fadewatch demo`.",
+            ["No runs yet: run ", html.Code("fadewatch demo"), " to watch a small RL training live."],
             "Or point a trainer at this server: set FADEWATCH_URL to this server's address and call "
             "fadewatch.init(project=..., name=...) then run.log(step, advantages=..., rewards=...).",
         ), projects, compare_options
@@ -110,7 +132,6 @@ def refresh_runs(_n, project, statuses):
     if not shown:
         return empty_state("No runs match these filters.", "Clear the project or status filter."), \
             projects, compare_options
-    alerts = alertdata.active_counts(api)
     rows = [_row(r, alerts, _sparklines(api, r) if i < MAX_SPARKLINES else {}) for i, r in enumerate(shown)]
     table = html.Table([html.Thead(html.Tr([html.Th(h) for h in HEAD])), html.Tbody(rows)],
                        className="fw-table", id="runs-table-el")

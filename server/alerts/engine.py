@@ -101,6 +101,8 @@ class _Batch:
     def __init__(self, session: Session, ctx: AlertContext, run: Run, now: float, tracks: dict[str, Track]):
         self.session, self.ctx, self.run, self.now, self.tracks = session, ctx, run, now, tracks
         self.critical = {fp for fp, t in tracks.items() if t.severity == "critical" and t.state == "firing"}
+        # Firing but not yet notified (silenced or inhibited): re-checked after every step.
+        self.held = {fp for fp, t in tracks.items() if t.state == "firing" and not t.notified}
         self.events: list[tuple[Track, str, int, str | None, bool, str]] = []
         self._silences = None
         self._project = None
@@ -131,6 +133,7 @@ class _Batch:
         title = rule.title if rule is not None else DETECTORS[t.detector].title
         if kind == "resolved":
             self.critical.discard(t.fingerprint)
+            self.held.discard(t.fingerprint)
             notify, muted = t.notified, (None if t.notified else t.muted)
             t.muted = None
         else:
@@ -143,13 +146,24 @@ class _Batch:
             t.muted = muted
             if notify:
                 t.notified, t.last_notified_at = True, self.now
+                self.held.discard(t.fingerprint)
+            else:
+                self.held.add(t.fingerprint)
         t.dirty = True
         self.events.append((t, kind, step, muted, notify, title))
 
-    def finish(self, plan: list[tuple[CompiledRule, str]]) -> None:
-        live = {fp for _, fp in plan}
+    def release(self, rules: dict[str, CompiledRule], step: int, records, i: int) -> None:
+        """Send the firing message of alerts held back until now, if nothing mutes them any more."""
+        for fp in sorted(self.held):
+            t = self.tracks[fp]
+            if t.state != "firing" or t.notified or fp not in rules:
+                self.held.discard(fp)
+            elif self.mute(t) is None:
+                self.transition(rules[fp], t, "firing", step, records, i)
+
+    def finish(self, rules: dict[str, CompiledRule]) -> None:
         for t in self.tracks.values():
-            if t.fingerprint in live or t.state not in ("pending", "firing"):
+            if t.fingerprint in rules or t.state not in ("pending", "firing"):
                 continue
             # Its rule was removed, disabled or relabelled: the episode ends here.
             if t.state == "pending":
@@ -158,10 +172,6 @@ class _Batch:
             t.state, t.resolved_step, t.resolved_at = "resolved", t.last_step or 0, self.now
             t.values, t.summary = {"reason": "rule removed or disabled"}, "the rule was removed or disabled"
             self.transition(None, t, "resolved", t.resolved_step, None, 0)
-        for t in self.tracks.values():
-            # Held back earlier (inhibited or silenced) and now free to go: send the firing message.
-            if t.state == "firing" and not t.notified and t.fingerprint in live and self.mute(t) is None:
-                self.transition(None, t, "firing", t.last_step or 0, None, 0)
 
     def write(self) -> None:
         dirty = [t for t in self.tracks.values() if t.dirty]
@@ -209,6 +219,7 @@ def evaluate(session: Session, run_id: int, records: Sequence, now: float | None
     try:
         batch = _Batch(session, ctx, run, now, tracks)
         plan = [(rule, rule.fingerprint(run_id)) for rule in rules]
+        by_fingerprint = {fp: rule for rule, fp in plan}
         for i, rec in enumerate(records):
             step, scalars, nonfinite = rec.step, rec.scalars, rec.nonfinite
             for rule, fp in plan:
@@ -222,7 +233,9 @@ def evaluate(session: Session, run_id: int, records: Sequence, now: float | None
                 kind = advance(rule, t, step, scalars, nonfinite, now)
                 if kind is not None:
                     batch.transition(rule, t, kind, step, records, i)
-        batch.finish(plan)
+            if batch.held:
+                batch.release(by_fingerprint, step, records, i)
+        batch.finish(by_fingerprint)
     except Exception:
         # A detector bug must not cost the steps: they are stored, alerting skips this batch.
         log.exception("alert evaluation failed for run %s; batch skipped", run_id)

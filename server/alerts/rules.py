@@ -187,7 +187,8 @@ def _brief(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors(include_url=False, include_context=False, include_input=False)[:5]:
         where = ".".join(str(x) for x in e["loc"])
-        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 
 

@@ -12,7 +12,7 @@ from fadewatch.server.alerts.silencing import Matcher
 
 __all__ = [
     "AlertStateName", "AlertOut", "AlertList", "AttemptOut", "NotificationOut", "EventOut", "AlertDetail",
-    "RuleOut", "RuleList", "ChannelIn", "ChannelPatch", "ChannelOut", "ChannelList", "TestSent",
+    "RuleOut", "RuleList", "ChannelIn", "ChannelPatch", "ChannelOut", "ChannelList", "ChannelTestResult",
     "SilenceIn", "SilenceOut", "SilenceList",
 ]
 
@@ -31,6 +31,7 @@ class AlertOut(BaseModel):
     severity: str
     labels: dict[str, str]
     state: AlertStateName
+    step: int | None = Field(description="where the current episode fired (or, while pending, started)")
     summary: str | None
     values: dict[str, Any] | None = Field(description="the values that tripped the rule (latest while firing)")
     diagnosis: dict[str, Any] | None = Field(description="sign and difficulty axes when it fired or resolved")
@@ -48,6 +49,7 @@ class AlertOut(BaseModel):
 
 class AlertList(BaseModel):
     alerts: list[AlertOut]
+    total: int = Field(description="alerts matching the filters, over all pages")
 
 
 class AttemptOut(BaseModel):
@@ -92,6 +94,8 @@ class AlertDetail(AlertOut):
 class RuleOut(RuleSpec):
     source: Literal["default", "file", "api"] = Field(
         description="where the rule comes from: built-in default, the server's rule file, or the API")
+    overrides: Literal["default", "file"] | None = Field(
+        None, description="an API or file rule that replaces a rule of this name from a lower source")
 
 
 class RuleList(BaseModel):
@@ -125,6 +129,13 @@ class ChannelPatch(BaseModel):
     secret: str | None = Field(None, min_length=1, max_length=200)
     enabled: bool | None = None
 
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ChannelPatch:
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null: leave a field out to keep its value")
+        return self
+
 
 class ChannelOut(BaseModel):
     id: int
@@ -142,9 +153,13 @@ class ChannelList(BaseModel):
     channels: list[ChannelOut]
 
 
-class TestSent(BaseModel):
+class ChannelTestResult(BaseModel):
     message_id: str
-    status: str
+    outcome: Literal["delivered", "retry", "failed"] = Field(
+        description="delivered: the receiver answered 2xx; retry: a passing failure; failed: it will not work as is")
+    status_code: int | None
+    error: str | None
+    duration_ms: float
 
 
 class SilenceIn(BaseModel):

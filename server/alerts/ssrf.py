@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["TargetRefused", "Target", "parse_target", "resolve_target", "address_class"]
+__all__ = ["TargetRefused", "TargetUnresolved", "Target", "Resolver", "parse_target", "resolve_target", "address_class"]
 
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -21,6 +21,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class TargetRefused(ValueError):
     """The URL is malformed, does not resolve, or points at a non-public address."""
+
+
+class TargetUnresolved(TargetRefused):
+    """The host name does not resolve now (which may pass)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def parse_target(url: str) -> Target:
         raise TargetRefused("the URL has no host")
     if parts.username or parts.password:
         raise TargetRefused("credentials in the URL are not allowed")
-    if any(c in url for c in "\r\n\t ") :
+    if any(c in url for c in "\r\n\t "):
         raise TargetRefused("the URL contains whitespace")
     return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), url)
 
@@ -94,7 +98,7 @@ def resolve_target(
         try:
             addresses = (resolver or _system_resolver)(target.host, target.port)
         except (OSError, UnicodeError) as exc:
-            raise TargetRefused(f"cannot resolve {target.host!r}: {exc}") from None
+            raise TargetUnresolved(f"cannot resolve {target.host!r}: {exc}") from None
     if not addresses:
         raise TargetRefused(f"{target.host!r} resolves to no address")
     for address in addresses:

@@ -1,4 +1,4 @@
-"""/api/v1/runs/{id}/steps, /series and /histograms."""
+"""/api/v1/runs/{id}/steps, /series, /histograms and /samples."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, SettingsDep
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, SeriesOut, StepBatch
-from fadewatch.server.store import reads, steps
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, SampleList, SeriesOut, StepBatch
+from fadewatch.server.store import reads, samples, steps
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
 
@@ -98,3 +98,17 @@ def read_histograms(
     columns = min(max_steps or 200, settings.max_points_limit)
     with db.transaction() as session:
         return reads.histogram_matrix(session, run_id, name, who, columns, min_step, max_step)
+
+
+@router.get("/samples", response_model=SampleList)
+def read_samples(
+    run_id: int,
+    db: DatabaseDep,
+    who: PrincipalDep,
+    limit: int = Query(default=20, ge=1, le=500),
+    min_step: int | None = Query(default=None, ge=0),
+    max_step: int | None = Query(default=None, ge=0),
+) -> SampleList:
+    """Sampled completions of the newest steps (at or before max_step), newest step first."""
+    with db.transaction() as session:
+        return samples.recent_samples(session, run_id, who, limit, min_step, max_step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from fadewatch.server.alerts.machine import Track
@@ -26,6 +26,7 @@ from fadewatch.server.store.errors import Forbidden, NotFound
 from fadewatch.server.store.runs import find_project, get_or_create_project
 
 __all__ = [
+    "check_access",
     "project_for",
     "api_rule_specs",
     "load_tracks",
@@ -51,12 +52,17 @@ def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
-def project_for(session: Session, name: str, who: Principal, *, write: bool) -> Project:
-    """The project, if the caller may use it; writing creates it (rules before the first run)."""
+def check_access(who: Principal, name: str, *, write: bool) -> None:
+    """Raise Forbidden unless the caller's token may read (or change) project `name`."""
     if not who.is_open and who.project != name:
         raise Forbidden(f"this token belongs to project {who.project!r}, not {name!r}")
     if write and who.scope != "write":
         raise Forbidden("a read token cannot change alerting settings")
+
+
+def project_for(session: Session, name: str, who: Principal, *, write: bool) -> Project:
+    """The project, if the caller may use it; writing creates it (rules before the first run)."""
+    check_access(who, name, write=write)
     project = find_project(session, name)
     if project is None:
         if not write:
@@ -142,6 +148,7 @@ def _alert_out(s: AlertState, run_name: str, project: str, public_url: str) -> A
     return AlertOut(
         id=s.id, project=project, run_id=s.run_id, run_name=run_name, fingerprint=s.fingerprint,
         rule=s.rule, detector=s.detector, severity=s.severity, labels=s.labels or {}, state=s.state,
+        step=s.fired_step if s.state != "pending" and s.fired_step is not None else s.pending_step,
         summary=s.summary, values=s.values, diagnosis=s.context, pending_step=s.pending_step,
         fired_step=s.fired_step, resolved_step=s.resolved_step, last_step=s.last_step,
         fired_at=to_datetime(s.fired_at), resolved_at=to_datetime(s.resolved_at),
@@ -154,28 +161,32 @@ def list_alerts(
     session: Session, who: Principal, public_url: str, *, project: str | None = None,
     run_id: int | None = None, states: list[str] | None = None, severity: str | None = None,
     rule: str | None = None, limit: int = 200, offset: int = 0,
-) -> list[AlertOut]:
-    query = (
-        select(AlertState, Run.name, Project.name)
-        .join(Run, Run.id == AlertState.run_id)
-        .join(Project, Project.id == AlertState.project_id)
-    )
+) -> tuple[list[AlertOut], int]:
+    """A page of alerts, most recently changed first, and how many match in all."""
+    where = []
     if not who.is_open:
         if project is not None and project != who.project:
             raise Forbidden(f"this token belongs to project {who.project!r}, not {project!r}")
-        query = query.where(AlertState.project_id == who.project_id)
+        where.append(AlertState.project_id == who.project_id)
     if project is not None:
-        query = query.where(Project.name == project)
+        where.append(Project.name == project)
     if run_id is not None:
-        query = query.where(AlertState.run_id == run_id)
+        where.append(AlertState.run_id == run_id)
     # Inactive tracks are detectors still learning or never tripped: not alerts unless asked for.
-    query = query.where(AlertState.state.in_(states or ("pending", "firing", "resolved")))
+    where.append(AlertState.state.in_(states or ("pending", "firing", "resolved")))
     if severity is not None:
-        query = query.where(AlertState.severity == severity)
+        where.append(AlertState.severity == severity)
     if rule is not None:
-        query = query.where(AlertState.rule == rule)
-    query = query.order_by(AlertState.updated_at.desc(), AlertState.id.desc()).limit(limit).offset(offset)
-    return [_alert_out(s, run_name, proj, public_url) for s, run_name, proj in session.execute(query)]
+        where.append(AlertState.rule == rule)
+    joined = (
+        select(AlertState, Run.name, Project.name)
+        .join(Run, Run.id == AlertState.run_id)
+        .join(Project, Project.id == AlertState.project_id)
+        .where(*where)
+    )
+    total = session.scalar(select(func.count()).select_from(joined.subquery()))
+    page = joined.order_by(AlertState.updated_at.desc(), AlertState.id.desc()).limit(limit).offset(offset)
+    return [_alert_out(s, run_name, proj, public_url) for s, run_name, proj in session.execute(page)], total
 
 
 def get_alert(session: Session, alert_id: int, who: Principal, public_url: str, max_events: int = 200) -> AlertDetail:

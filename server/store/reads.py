@@ -1,29 +1,92 @@
-"""Reads for charts: downsampled scalar series and histogram matrices."""
+"""Reads for charts: downsampled scalar series and histogram matrices.
+
+Short ranges are read step by step. Past max_points steps, a read takes whole blocks of
+steps (server/blocks.py) where they fit inside a bucket and single steps only at the
+range's ragged ends, so its cost grows with max_points, not with the run's length.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import select
+import orjson
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
+from fadewatch.server import blocks
 from fadewatch.server.auth import Principal
-from fadewatch.server.downsample import (
-    bucket_bounds,
-    downsample_series,
-    quantiles_from_counts,
-    rebin_counts,
-)
+from fadewatch.server.downsample import bucket_bounds, downsample_units, quantiles_from_counts, rebin_counts
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.schemas import HistogramMatrix, SeriesOut, SeriesPoints
+from fadewatch.server.store import blocks as block_store
 from fadewatch.server.store.runs import load_run
 
 __all__ = ["series", "histogram_matrix", "scalar_keys", "QUANTILE_KEYS"]
 
 QUANTILE_KEYS = ("0.05", "0.25", "0.5", "0.75", "0.95")
+# Up to this many keys, the database extracts them; past it, whole documents are parsed here.
+FEW_KEYS = 4
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else float(v) for v in values]
+    out = values.tolist()
+    if np.isnan(values).any():
+        return [None if v != v else v for v in out]
+    return out
+
+
+def _block_parts(packed: list[bytes], keys: list[str]) -> dict[str, tuple]:
+    """{key: (last steps, last values, minima, maxima)} over blocks; NaN where a block lacks the key."""
+    n = len(packed)
+    steps = {k: np.zeros(n, dtype=np.int64) for k in keys}
+    values = {k: np.full((n, 3), np.nan) for k in keys}
+    layouts: dict = {}
+    for i, raw in enumerate(packed):
+        where, block_steps, block_values = blocks.scalar_block_arrays(raw, layouts)
+        for k in keys:
+            j = where.get(k)
+            if j is not None:
+                steps[k][i] = block_steps[j]
+                values[k][i] = block_values[j]
+    return {k: (steps[k], values[k][:, 0], values[k][:, 1], values[k][:, 2]) for k in keys}
+
+
+def _span(session: Session, step_col, where: list) -> tuple[int, int | None, int | None]:
+    n, lo, hi = session.execute(select(func.count(), func.min(step_col), func.max(step_col)).where(*where)).one()
+    return int(n or 0), lo, hi
+
+
+def _block_plan(n: int, lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:
+    """(level, first block, last block) of whole blocks to read for [lo, hi], or None: read steps."""
+    if n <= max_points:
+        return None
+    level = blocks.level_for((hi - lo + 1) / max_points)
+    if level is None:
+        return None
+    first, last = -(-lo // level), (hi + 1) // level - 1
+    return (level, first, last) if first <= last else None
+
+
+def _step_range(col, lo: int | None, hi: int | None) -> list:
+    where = []
+    if lo is not None:
+        where.append(col >= lo)
+    if hi is not None:
+        where.append(col <= hi)
+    return where
+
+
+def _raw_scalars(session: Session, run_id: int, keys: list[str], lo: int, hi: int) -> tuple[np.ndarray, dict]:
+    """Steps in [lo, hi] and each key's values there (NaN where a step lacks it)."""
+    where = [Step.run_id == run_id, *_step_range(Step.step, lo, hi)]
+    if len(keys) <= FEW_KEYS:
+        rows = session.execute(select(Step.step, *[Step.scalars[k].as_float() for k in keys])
+                               .where(*where).order_by(Step.step)).all()
+        steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return steps, {k: np.array([r[i] for r in rows], dtype=float) for i, k in enumerate(keys, start=1)}
+    rows = session.execute(select(Step.step, cast(Step.scalars, Text)).where(*where).order_by(Step.step)).all()
+    steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    docs = [orjson.loads(r[1]) for r in rows]
+    return steps, {k: np.array([d.get(k) for d in docs], dtype=float) for k in keys}
 
 
 def series(
@@ -36,31 +99,35 @@ def series(
     max_step: int | None = None,
 ) -> SeriesOut:
     run = load_run(session, run_id, who)
-    query = select(Step.step, *[Step.scalars[k].as_float() for k in keys]).where(
-        Step.run_id == run_id
-    )
-    if min_step is not None:
-        query = query.where(Step.step >= min_step)
-    if max_step is not None:
-        query = query.where(Step.step <= max_step)
-    rows = session.execute(query.order_by(Step.step)).all()
-    steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    n, lo, hi = _span(session, Step.step, [Step.run_id == run_id, *_step_range(Step.step, min_step, max_step)])
+    plan = None if n == 0 else _block_plan(n, lo, hi, max_points)
+    # Parts in step order, each {key: (steps, last, min, max)}: single steps, then blocks, then steps.
+    parts: list[dict[str, tuple]] = []
+
+    def raw(a: int, b: int) -> None:
+        steps, values = _raw_scalars(session, run_id, keys, a, b)
+        parts.append({k: (steps, v, v, v) for k, v in values.items()})
+
+    if n and plan is None:
+        raw(lo, hi)
+    elif plan is not None:
+        level, first, last = plan
+        if lo < first * level:
+            raw(lo, first * level - 1)
+        parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, level, first, last), keys))
+        if (last + 1) * level <= hi:
+            raw((last + 1) * level, hi)
     out: dict[str, SeriesPoints] = {}
-    for i, key in enumerate(keys, start=1):
-        values = np.array([np.nan if r[i] is None else r[i] for r in rows], dtype=float)
-        b = downsample_series(steps, values, max_points)
-        out[key] = SeriesPoints(
-            steps=b.steps.tolist(),
-            values=_nullable(b.values),
-            min=_nullable(b.min),
-            max=_nullable(b.max),
-        )
-    return SeriesOut(
-        run_id=run_id,
-        downsampled=len(rows) > max_points,
-        last_step=run.last_step,
-        series=out,
-    )
+    for key in keys:
+        if parts:
+            steps, last_v, mins, maxs = (np.concatenate([p[key][i] for p in parts]) for i in range(4))
+        else:
+            steps, last_v = np.array([], dtype=np.int64), np.array([], dtype=float)
+            mins = maxs = last_v
+        b = downsample_units(steps, last_v, mins, maxs, max_points)
+        out[key] = SeriesPoints(steps=b.steps.tolist(), values=_nullable(b.values),
+                                min=_nullable(b.min), max=_nullable(b.max))
+    return SeriesOut(run_id=run_id, downsampled=n > max_points, last_step=run.last_step, series=out)
 
 
 def scalar_keys(session: Session, run_id: int, who: Principal) -> list[str]:
@@ -69,10 +136,31 @@ def scalar_keys(session: Session, run_id: int, who: Principal) -> list[str]:
     return sorted((run.summary or {}).keys())
 
 
-def _edges_of(data: dict) -> np.ndarray:
-    if data.get("edges") is not None:
-        return np.asarray(data["edges"], dtype=float)
-    return np.linspace(data["lo"], data["hi"], len(data["counts"]) + 1)
+def _raw_histograms(session: Session, run_id: int, name: str, lo: int, hi: int) -> list[dict]:
+    rows = session.execute(
+        select(HistogramRow.step, cast(HistogramRow.data, Text))
+        .where(HistogramRow.run_id == run_id, HistogramRow.name == name, HistogramRow.step.between(lo, hi))
+        .order_by(HistogramRow.step)
+    ).all()
+    units = []
+    for step, raw in rows:
+        data = orjson.loads(raw)
+        unit = blocks.histogram_block(step, data)
+        unit["quantiles"] = data.get("quantiles") or {}
+        units.append(unit)
+    return units
+
+
+def _empty_matrix(run_id: int, name: str) -> HistogramMatrix:
+    return HistogramMatrix(
+        run_id=run_id, name=name, steps=[], first_steps=[], edges=[], labels=None,
+        counts=[], underflow=[], overflow=[], count=[], mean=[], min=[], max=[],
+        quantiles={q: [] for q in QUANTILE_KEYS},
+    )
+
+
+def _num(value) -> float:
+    return np.nan if value is None else float(value)
 
 
 def histogram_matrix(
@@ -86,45 +174,50 @@ def histogram_matrix(
 ) -> HistogramMatrix:
     """Columns of merged neighbouring steps: counts add, min/max combine, mean is weighted."""
     load_run(session, run_id, who)
-    query = select(HistogramRow.step, HistogramRow.data).where(
-        HistogramRow.run_id == run_id, HistogramRow.name == name
-    )
-    if min_step is not None:
-        query = query.where(HistogramRow.step >= min_step)
-    if max_step is not None:
-        query = query.where(HistogramRow.step <= max_step)
-    rows = session.execute(query.order_by(HistogramRow.step)).all()
-    if not rows:
-        return HistogramMatrix(
-            run_id=run_id, name=name, steps=[], first_steps=[], edges=[], labels=None,
-            counts=[], underflow=[], overflow=[], count=[], mean=[], min=[], max=[],
-            quantiles={q: [] for q in QUANTILE_KEYS},
-        )
-    steps = np.array([r[0] for r in rows], dtype=np.int64)
-    latest = rows[-1][1]
-    edges = _edges_of(latest)
-    counts = np.vstack([_counts_on(data, edges) for _, data in rows])
-    under = np.array([d.get("underflow", 0.0) for _, d in rows], dtype=float)
-    over = np.array([d.get("overflow", 0.0) for _, d in rows], dtype=float)
-    total = np.array([d.get("count", 0.0) for _, d in rows], dtype=float)
-    sums = np.array([_num(d.get("sum")) for _, d in rows], dtype=float)
-    mins = np.array([_num(d.get("min")) for _, d in rows], dtype=float)
-    maxs = np.array([_num(d.get("max")) for _, d in rows], dtype=float)
+    where = [HistogramRow.run_id == run_id, HistogramRow.name == name,
+             *_step_range(HistogramRow.step, min_step, max_step)]
+    n, lo, hi = _span(session, HistogramRow.step, where)
+    if n == 0:
+        return _empty_matrix(run_id, name)
+    plan = _block_plan(n, lo, hi, max_steps)
+    if plan is None:
+        units = _raw_histograms(session, run_id, name, lo, hi)
+    else:
+        level, first, last = plan
+        units = _raw_histograms(session, run_id, name, lo, first * level - 1) if lo < first * level else []
+        units += block_store.histogram_blocks_in(session, run_id, name, level, first, last)
+        if (last + 1) * level <= hi:
+            units += _raw_histograms(session, run_id, name, (last + 1) * level, hi)
+    return _matrix(run_id, name, units, max_steps)
 
-    starts = bucket_bounds(steps, max_steps)
-    ends = np.r_[starts[1:], len(steps)] - 1
-    merged = np.add.reduceat(counts, starts, axis=0)
+
+def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> HistogramMatrix:
+    latest = units[-1]
+    edges = np.asarray(latest["edges"], dtype=float)
+    counts = np.vstack([_counts_on(u, edges) for u in units])
+    under = np.array([u["underflow"] for u in units], dtype=float)
+    over = np.array([u["overflow"] for u in units], dtype=float)
+    total = np.array([u["count"] for u in units], dtype=float)
+    sums = np.array([_num(u["sum"]) for u in units], dtype=float)
+    mins = np.array([_num(u["min"]) for u in units], dtype=float)
+    maxs = np.array([_num(u["max"]) for u in units], dtype=float)
+    lasts = np.array([u["last"] for u in units], dtype=np.int64)
+    firsts = np.array([u["first"] for u in units], dtype=np.int64)
+
+    starts = bucket_bounds(lasts, max_steps)
+    ends = np.r_[starts[1:], len(units)] - 1
     m_total = np.add.reduceat(total, starts)
     m_sum = np.add.reduceat(np.nan_to_num(sums), starts)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(m_total > 0, m_sum / m_total, np.nan)
     mean[np.add.reduceat(np.isnan(sums).astype(int), starts) > 0] = np.nan
+    merged = np.add.reduceat(counts, starts, axis=0)
 
-    single = starts == ends
     qs = np.array([float(q) for q in QUANTILE_KEYS])
-    quantiles = {q: [] for q in QUANTILE_KEYS}
+    quantiles: dict[str, list] = {q: [] for q in QUANTILE_KEYS}
     for col, (s, e) in enumerate(zip(starts, ends)):
-        exact = rows[s][1].get("quantiles") or {} if single[col] else {}
+        # A column of one logged step keeps that step's exact quantiles.
+        exact = units[s].get("quantiles") or {} if s == e and units[s]["n"] == 1 else {}
         estimated = quantiles_from_counts(merged[col], edges, qs)
         for key, est in zip(QUANTILE_KEYS, estimated):
             value = exact.get(key, est)
@@ -133,8 +226,8 @@ def histogram_matrix(
     return HistogramMatrix(
         run_id=run_id,
         name=name,
-        steps=steps[ends].tolist(),
-        first_steps=steps[starts].tolist(),
+        steps=lasts[ends].tolist(),
+        first_steps=firsts[starts].tolist(),
         edges=edges.tolist(),
         labels=latest.get("labels"),
         counts=merged.tolist(),
@@ -148,13 +241,9 @@ def histogram_matrix(
     )
 
 
-def _num(value) -> float:
-    return np.nan if value is None else float(value)
-
-
-def _counts_on(data: dict, edges: np.ndarray) -> np.ndarray:
-    counts = np.asarray(data["counts"], dtype=float)
-    own = _edges_of(data)
+def _counts_on(unit: dict, edges: np.ndarray) -> np.ndarray:
+    counts = np.asarray(unit["counts"], dtype=float)
+    own = np.asarray(unit["edges"], dtype=float)
     if len(own) == len(edges) and np.array_equal(own, edges):
         return counts
     # Edges changed during the run (user reconfigured): move the mass onto the newest edges.

@@ -13,6 +13,7 @@ from fadewatch.server.alerts import engine as alert_engine
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
+from fadewatch.server.store import blocks
 from fadewatch.server.store.runs import load_run
 
 __all__ = ["ingest"]
@@ -84,6 +85,12 @@ def ingest(
 
     if stored_steps:
         _advance_run(session, run_id, first_by_step, stored_steps)
+        # Under the run's row lock taken just above, so blocks of one run merge one batch at a time.
+        by_step: dict[int, dict] = {}
+        for row in histogram_rows:
+            by_step.setdefault(row["step"], {})[row["name"]] = row["data"]
+        blocks.add_steps(session, run_id, [(r.step, r.scalars, by_step.get(r.step, {}))
+                                           for r in ordered if r.step in stored_steps])
         # After _advance_run: its UPDATE holds the run's row lock, so batches of one run are
         # evaluated one at a time, in the transaction that stores their steps.
         alert_engine.evaluate(session, run_id, [r for r in ordered if r.step in stored_steps])

@@ -52,12 +52,13 @@ class LiveServer:
     """`fadewatch server` as a child process, which tests can SIGKILL and start again."""
 
     def __init__(self, data_dir: Path, db_url: str | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, args: list[str] | None = None):
         self.data_dir = Path(data_dir)
         self.db_url = db_url or f"sqlite:///{self.data_dir / 'server.db'}"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env or {}
+        self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / f"server-{self.port}.log"
 
@@ -67,7 +68,7 @@ class LiveServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fadewatch.cli", "server", "--port", str(self.port),
-             "--db", self.db_url, "--log-level", "warning"],
+             "--db", self.db_url, "--log-level", "warning", *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         log.close()

@@ -1,0 +1,141 @@
+"""Alerts: delivery latency, and detection quality on demo runs side by side with rlwatch.
+
+    .venv-bench/bin/python bench/alerts.py                  # both parts, SQLite and PostgreSQL
+    .venv-bench/bin/python bench/alerts.py --part latency --alerts 500
+    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 200
+
+(a) Latency: a `fadewatch server` process with one webhook channel pointing at a receiver in
+this process and a threshold rule with for_steps 1. Each round posts one step that trips the
+rule and waits for the signed webhook; the latency is from the start of the ingest POST to
+the receipt of the message (same clock). The next step clears the rule, and its resolved
+message is awaited too, so every round starts with an empty queue.
+
+(b) Detection: see bench/_detection.py. Needs torch (demo extra); rlwatch comes from
+bench/requirements-peers.txt (`make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _detection import describe_runs, make_streams, table  # noqa: E402
+from _servers import fadewatch_server, scratch_postgres  # noqa: E402
+
+SERVER_ENV = {"FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
+
+
+class Receiver:
+    """Webhook receiver: the receipt time of each message, by the step it reports."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[tuple[str, int], float] = {}
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["content-length"]))
+                now = time.perf_counter()
+                data = json.loads(body)["data"]
+                self.send_response(204)
+                self.end_headers()
+                with receiver.cond:
+                    receiver.arrived[(data["event"], data["step"])] = now
+                    receiver.cond.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, key: tuple[str, int], timeout: float = 30.0) -> float:
+        with self.cond:
+            if not self.cond.wait_for(lambda: key in self.arrived, timeout):
+                raise RuntimeError(f"no {key[0]} message for step {key[1]} within {timeout} s")
+            return self.arrived[key]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latency(db_url: str, alerts: int) -> dict:
+    rx = Receiver()
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    with tempfile.TemporaryDirectory() as tmp, fadewatch_server(db_url, Path(tmp), SERVER_ENV) as url, \
+            httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
+        api.post("/projects/bench/channels", json={"name": "rx", "kind": "webhook", "url": rx.url,
+                                                   "secret": secret}).raise_for_status()
+        api.put("/projects/bench/rules/trip", json={"metric": "x", "condition": "> 0"}).raise_for_status()
+        run = api.post("/runs", json={"project": "bench", "name": f"latency-{time.time_ns()}"}).json()["id"]
+        took = []
+        for i in range(alerts):
+            fire, clear = 2 * i, 2 * i + 1
+            started = time.perf_counter()
+            api.post(f"/runs/{run}/steps", json={"records": [{"step": fire, "scalars": {"x": 1.0}}]}).raise_for_status()
+            took.append(rx.wait(("firing", fire)) - started)
+            api.post(f"/runs/{run}/steps", json={"records": [{"step": clear, "scalars": {"x": 0.0}}]}).raise_for_status()
+            rx.wait(("resolved", clear))
+    rx.server.shutdown()
+    ms = [t * 1000 for t in took]
+    return {"alerts": alerts, "p50_ms": statistics.median(ms), "p99_ms": percentile(ms, 0.99), "max_ms": max(ms)}
+
+
+def run_latency(args) -> None:
+    print(f"(a) ingest POST of the triggering step -> webhook received, {args.alerts} alerts per database")
+    print("| database | alerts | p50 | p99 | max |\n|---|---|---|---|---|")
+    for db in args.db:
+        if db == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                r = latency(f"sqlite:///{Path(tmp) / 'bench.db'}", args.alerts)
+        else:
+            with scratch_postgres() as pg:
+                r = latency(pg, args.alerts)
+        print(f"| {db} | {r['alerts']} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.1f} ms |",
+              flush=True)
+
+
+def run_detection(args) -> None:
+    print(f"(b) detection on demo runs: {args.seeds} seeds x {len(('psr', 'fade', 'grpo'))} estimators, "
+          f"{args.steps} steps", flush=True)
+    runs = make_streams(args.steps, args.seeds, Path(args.streams) if args.streams else None,
+                        log=lambda m: print(m, file=sys.stderr, flush=True))
+    print("\n".join(describe_runs(runs)))
+    print()
+    print("\n".join(table(runs)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["latency", "detection", "all"], default="all")
+    parser.add_argument("--alerts", type=int, default=300, help="latency: alerts per database")
+    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--seeds", type=int, default=3, help="detection: runs per estimator")
+    parser.add_argument("--steps", type=int, default=200, help="detection: training steps per run")
+    parser.add_argument("--streams", default=None, help="detection: JSON file caching the trained streams")
+    args = parser.parse_args()
+    if args.part in ("latency", "all"):
+        run_latency(args)
+        print()
+    if args.part in ("detection", "all"):
+        run_detection(args)
+
+
+if __name__ == "__main__":
+    main()

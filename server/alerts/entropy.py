@@ -1,0 +1,145 @@
+"""Entropy detectors: collapse against an early baseline, and the early warning (a persistently
+positive Cov(log pi, A), or an entropy trend that meets the collapse level within a horizon)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field
+
+from fadewatch.server.alerts.detector_base import Params, Verdict, baseline, fmt, push
+from fadewatch.server.schemas import MetricName
+
+__all__ = ["EntropyCollapseParams", "EarlyWarningParams", "entropy_collapse", "entropy_early_warning",
+           "describe_collapse", "describe_early", "collapse_level"]
+
+
+class EntropyCollapseParams(Params):
+    metric: MetricName = "entropy/mean"
+    fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
+    floor: float | None = Field(None, ge=0, allow_inf_nan=False)
+    baseline_steps: int = Field(10, ge=1, le=10_000)
+
+
+def collapse_level(base: float | None, fraction: float, floor: float | None) -> float | None:
+    level = None if base is None else fraction * base
+    if floor is not None:
+        level = floor if level is None else max(level, floor)
+    return level
+
+
+def entropy_collapse(p: EntropyCollapseParams, mem, step, scalars, nonfinite) -> Verdict | None:
+    v = scalars.get(p.metric)
+    if v is None:
+        return None
+    base = baseline(mem, "b", v, p.baseline_steps)
+    level = collapse_level(base, p.fraction, p.floor)
+    if level is None:
+        return None
+    ratio = v / base if base else None
+    return Verdict(v < level, {"entropy": v, "baseline": base, "collapse_level": level, "ratio": ratio})
+
+
+def describe_collapse(v: dict, p) -> str:
+    if v["entropy"] >= v["collapse_level"]:
+        return f"entropy {fmt(v['entropy'])} is back above the collapse level {fmt(v['collapse_level'])}"
+    if v.get("ratio") is not None:
+        return (f"entropy {fmt(v['entropy'])} is {v['ratio']:.0%} of its early baseline "
+                f"{fmt(v['baseline'])} (collapse level {fmt(v['collapse_level'])})")
+    return f"entropy {fmt(v['entropy'])} is below the floor {fmt(v['collapse_level'])}"
+
+
+class EarlyWarningParams(Params):
+    entropy_metric: MetricName = "entropy/mean"
+    cov_metric: MetricName = "entropy/cov_logp_adv"
+    fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
+    floor: float | None = Field(None, ge=0, allow_inf_nan=False)
+    baseline_steps: int = Field(10, ge=1, le=10_000)
+    cov_window: int = Field(20, ge=3, le=500)
+    cov_min_positive: float = Field(0.8, ge=0, le=1, allow_inf_nan=False)
+    cov_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
+    min_cov: float = Field(0.0, allow_inf_nan=False)
+    trend_window: int = Field(30, ge=3, le=500)
+    trend_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
+    min_drop: float = Field(0.1, ge=0, lt=1, allow_inf_nan=False)
+    horizon: int = Field(200, ge=1, le=10_000_000)
+
+
+def _covariance_signal(p: EarlyWarningParams, window: list[float]) -> dict | None:
+    n = len(window)
+    if n < p.cov_window:
+        return None
+    mean = math.fsum(window) / n
+    var = math.fsum((x - mean) ** 2 for x in window) / (n - 1)
+    se = math.sqrt(var / n)
+    z = mean / se if se > 0 else (math.inf if mean > 0 else 0.0)
+    positive = sum(1 for x in window if x > 0) / n
+    hit = mean > p.min_cov and positive >= p.cov_min_positive and z >= p.cov_min_z
+    return {"hit": hit, "cov_mean": mean, "cov_positive_frac": positive, "cov_z": min(z, 1e9)}
+
+
+def _trend_signal(p: EarlyWarningParams, window: list, base: float | None) -> dict | None:
+    """Least-squares line through the last trend_window entropies, and where it meets the level."""
+    n = len(window)
+    level = collapse_level(base, p.fraction, p.floor)
+    if n < p.trend_window or base is None or level is None:
+        return None
+    last = window[-1][0]
+    xs = [s - last for s, _ in window]
+    ys = [y for _, y in window]
+    mx, my = math.fsum(xs) / n, math.fsum(ys) / n
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    slope = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    fit_now = my - slope * mx
+    resid = math.fsum((y - (my + slope * (x - mx))) ** 2 for x, y in zip(xs, ys)) / max(n - 2, 1)
+    se = math.sqrt(resid / sxx)
+    t = slope / se if se > 0 else (-math.inf if slope < 0 else 0.0)
+    projected = None
+    hit = False
+    if slope < 0 and t <= -p.trend_min_z and fit_now <= (1 - p.min_drop) * base:
+        projected = last if fit_now <= level else last + math.ceil((level - fit_now) / slope)
+        hit = projected - last <= p.horizon
+    return {"hit": hit, "slope": slope, "trend_z": max(t, -1e9), "entropy_fit": fit_now,
+            "projected_step": projected, "collapse_level": level, "baseline": base}
+
+
+def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) -> Verdict | None:
+    cov = scalars.get(p.cov_metric)
+    ent = scalars.get(p.entropy_metric)
+    if cov is None and ent is None:
+        return None
+    if cov is not None:
+        push(mem.setdefault("c", []), cov, p.cov_window)
+    base = None
+    if ent is not None:
+        base = baseline(mem, "b", ent, p.baseline_steps)
+        push(mem.setdefault("t", []), [step, ent], p.trend_window)
+    elif mem.get("bn", 0) >= p.baseline_steps:
+        base = mem["bs"] / mem["bn"]
+    c = _covariance_signal(p, mem.get("c", []))
+    t = _trend_signal(p, mem.get("t", []), base)
+    if c is None and t is None:
+        return None
+    values: dict[str, Any] = {}
+    for part in (c, t):
+        if part:
+            values.update({k: v for k, v in part.items() if k != "hit"})
+    signals = [name for name, part in (("covariance", c), ("trend", t)) if part and part["hit"]]
+    values["signals"] = signals
+    if ent is not None:
+        values["entropy"] = ent
+    return Verdict(bool(signals), values)
+
+
+def describe_early(v: dict, p) -> str:
+    parts = []
+    if "covariance" in v.get("signals", ()):
+        parts.append(f"Cov(log pi, A) has stayed positive (mean {fmt(v['cov_mean'])}, "
+                     f"{v['cov_positive_frac']:.0%} of the last {p.cov_window} steps)")
+    if "trend" in v.get("signals", ()):
+        parts.append(f"the entropy trend reaches the collapse level {fmt(v['collapse_level'])} "
+                     f"at step {v['projected_step']}")
+    return "; ".join(parts) or "entropy is no longer drifting toward collapse"

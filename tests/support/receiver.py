@@ -1,0 +1,96 @@
+"""A real HTTP receiver for notifications, on a free loopback port, with scripted answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.polling import wait_until
+
+__all__ = ["Received", "Receiver"]
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    @property
+    def id(self) -> str | None:
+        return self.headers.get("webhook-id")
+
+
+class Receiver:
+    """Records every POST; answers from `script` (status, headers) in turn, then `default`.
+
+        with Receiver(script=[(500, {}), (429, {"Retry-After": "1"})]) as rx:
+            ...  # rx.url, rx.received, rx.wait_for(3)
+    """
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, default: int = 200):
+        self.script = list(script or [])
+        self.default = default
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with receiver._lock:
+                    status, headers = receiver.script.pop(0) if receiver.script else (receiver.default, {})
+                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                      body, time.time(), status))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def accepted(self) -> list[Received]:
+        """Requests answered 2xx, in arrival order."""
+        with self._lock:
+            return [r for r in self.received if 200 <= r.status < 300]
+
+    def unique(self) -> list[Received]:
+        """Accepted requests after dropping repeats of a webhook-id, as a receiver should."""
+        seen, out = set(), []
+        for r in self.accepted():
+            key = r.id or r.body
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+        return out
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """The first `count` distinct accepted messages, waiting up to `timeout` seconds."""
+        wait_until(lambda: len(self.unique()) >= count, timeout=timeout,
+                   what=f"{count} notifications at the receiver (have {len(self.unique())})")
+        return self.unique()

@@ -1,0 +1,135 @@
+"""Notifications reach a real HTTP receiver: signed, in order, complete, and exactly once after dedup."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.alerting import (add_webhook, documented_receiver, new_run, new_secret, send_steps,
+                                    standard_webhooks_valid, steps_of)
+from tests.support.receiver import Receiver
+
+
+def _loss_rule(api, project: str, **extra) -> None:
+    rule = {"metric": "loss", "condition": "> 5", "for_steps": 2, **extra}
+    assert api.put(f"/projects/{project}/rules/loss_high", json=rule).status_code == 201
+
+
+def _stream(losses: list[float]) -> list[dict]:
+    n = len(losses)
+    return steps_of({"loss": losses, "sign/balance": [0.3] * n, "sign/m_pos": [0.65] * n, "sign/m_neg": [0.35] * n,
+                     "difficulty/solve_rate": [0.8] * n, "difficulty/no_signal_frac": [0.5] * n})
+
+
+def test_webhook_gets_signed_firing_then_resolved_messages_in_order(alert_api):
+    secret = new_secret()
+    with Receiver() as rx:
+        add_webhook(alert_api, "sig", f"{rx.url}/hook", secret)
+        _loss_rule(alert_api, "sig")
+        run = new_run(alert_api, "sig", "r1")
+        for record in _stream([1, 1, 1, 10, 10, 10, 1, 1]):  # trips at 3, fires at 4, clears at 6
+            send_steps(alert_api, run, [record])
+        firing, resolved = rx.wait_for(2)
+
+    assert [m.json["type"] for m in (firing, resolved)] == ["alert.firing", "alert.resolved"]
+    for m in (firing, resolved):
+        assert m.path == "/hook"
+        assert standard_webhooks_valid(secret, m.headers, m.body)
+        assert not standard_webhooks_valid(secret, m.headers, m.body.replace(b"loss", b"LOSS"))
+        assert m.headers["webhook-id"] == m.json["data"]["message_id"]
+        assert abs(int(m.headers["webhook-timestamp"]) - time.time()) < 60
+        assert m.headers["content-type"] == "application/json"
+    data = firing.json["data"]
+    assert data["step"] == 4 and data["status"] == "firing"
+    assert data["alert"]["rule"] == "loss_high" and data["alert"]["severity"] == "warning"
+    assert data["alert"]["summary"] == "loss = 10 > 5"
+    assert data["values"] == {"loss": 10.0, "threshold": 5.0}
+    assert data["run"]["id"] == run and data["run"]["name"] == "r1" and data["run"]["project"] == "sig"
+    assert data["run"]["url"].endswith(f"/runs/{run}")
+    assert "success-heavy" in data["diagnosis"]["sign"]["reading"]
+    assert data["diagnosis"]["sign"]["sign/balance"] == 0.3
+    assert "solve rate 0.80" in data["diagnosis"]["difficulty"]["reading"]
+    assert "50% of groups" in data["diagnosis"]["difficulty"]["reading"]
+    receive = documented_receiver(secret)
+    assert receive(firing.headers, firing.body)["data"]["step"] == 4
+    assert receive(firing.headers, firing.body) is None, "the documented receiver drops a repeat by id"
+    with pytest.raises(ValueError, match="bad signature"):
+        receive(resolved.headers, resolved.body + b" ")
+    done = resolved.json["data"]
+    assert done["step"] == 6 and done["fired_step"] == 4 and done["resolved_step"] == 6
+    assert done["alert"]["id"] == data["alert"]["id"] and done["values"] == {"loss": 1.0, "threshold": 5.0}
+    assert "no longer" in done["alert"]["summary"]
+
+    alerts = alert_api.get("/alerts", params={"run_id": run}).json()
+    assert alerts["total"] == 1
+    (alert,) = alerts["alerts"]
+    assert alert["state"] == "resolved" and alert["step"] == 4 and alert["rule"] == "loss_high"
+    detail = alert_api.get(f"/alerts/{alert['id']}").json()
+    assert [e["kind"] for e in detail["events"]] == ["firing", "resolved"]
+    for event, message in zip(detail["events"], (firing, resolved)):
+        (note,) = event["notifications"]
+        assert note["message_id"] == message.id and note["status"] == "delivered"
+        assert [a["outcome"] for a in note["log"]] == ["delivered"] and note["log"][0]["status_code"] == 200
+
+
+def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(alert_api):
+    script = [(500, {}), (429, {"Retry-After": "1"}), (503, {})]
+    with Receiver(script=script) as rx:
+        add_webhook(alert_api, "flaky", rx.url, new_secret())
+        _loss_rule(alert_api, "flaky")
+        run = new_run(alert_api, "flaky", "r")
+        # Three episodes: firing at 2, 8, 14; resolved at 4, 10, 16.
+        send_steps(alert_api, run, _stream([1, 10, 10, 10, 1, 1] * 3))
+        unique = rx.wait_for(6, timeout=20)
+        time.sleep(0.3)  # a late duplicate would arrive now; none may
+        every = list(rx.received)
+
+    ids = [m.id for m in unique]
+    assert len(set(ids)) == 6 and len(rx.accepted()) == 6, "each message accepted exactly once"
+    assert [(m.json["type"], m.json["data"]["step"]) for m in unique] == [
+        ("alert.firing", 2), ("alert.resolved", 4), ("alert.firing", 8), ("alert.resolved", 10),
+        ("alert.firing", 14), ("alert.resolved", 16)]
+    # The refused tries were the first message, retried under the same id, after Retry-After.
+    assert [m.status for m in every[:4]] == [500, 429, 503, 200]
+    assert {m.id for m in every[:4]} == {ids[0]}
+    assert every[2].at - every[1].at >= 0.9
+
+    alert_id = unique[0].json["data"]["alert"]["id"]
+    first = alert_api.get(f"/alerts/{alert_id}").json()["events"][0]["notifications"][0]
+    assert first["attempts"] == 4 and first["status"] == "delivered"
+    assert [(a["outcome"], a["status_code"]) for a in first["log"]] == [
+        ("retry", 500), ("retry", 429), ("retry", 503), ("delivered", 200)]
+
+
+def test_receiver_rejection_is_not_retried_and_the_queue_moves_on(alert_api):
+    with Receiver(script=[(400, {})]) as rx:
+        add_webhook(alert_api, "bad", rx.url, new_secret())
+        _loss_rule(alert_api, "bad")
+        run = new_run(alert_api, "bad", "r")
+        send_steps(alert_api, run, _stream([10, 10, 1]))
+        (resolved,) = rx.wait_for(1)
+    assert resolved.json["type"] == "alert.resolved" and len(rx.received) == 2
+    (alert,) = alert_api.get("/alerts", params={"run_id": run}).json()["alerts"]
+    firing = alert_api.get(f"/alerts/{alert['id']}").json()["events"][0]["notifications"][0]
+    assert firing["status"] == "failed" and firing["attempts"] == 1 and "HTTP 400" in firing["last_error"]
+
+
+def test_slack_channel_gets_block_kit_with_fallback_text(alert_api):
+    with Receiver() as rx:
+        r = alert_api.post("/projects/sl/channels", json={"name": "team", "kind": "slack",
+                                                         "url": f"{rx.url}/services/T1/B2/abc"})
+        assert r.status_code == 201
+        _loss_rule(alert_api, "sl", severity="critical")
+        run = new_run(alert_api, "sl", "slack-run")
+        send_steps(alert_api, run, _stream([10, 10]))
+        (message,) = rx.wait_for(1)
+    body = message.json
+    assert "webhook-signature" not in message.headers
+    assert body["text"].startswith("[CRITICAL] Threshold firing on sl / slack-run at step 1")
+    kinds = [b["type"] for b in body["blocks"]]
+    assert kinds[0] == "header" and "actions" in kinds
+    button = next(b for b in body["blocks"] if b["type"] == "actions")["elements"][0]
+    assert button["url"].endswith(f"/runs/{run}")
+    text = str(body["blocks"])
+    assert "loss_high" in text and "Sign axis" in text and "success-heavy" in text

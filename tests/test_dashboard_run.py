@@ -1,0 +1,83 @@
+"""The run page in a real browser: charts hold the posted steps, grow live, and mark alerts."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+
+from tests.support.dashboard import graph_data, make_run, post_steps, series_id, step_record, wait_for_graph
+
+
+@pytest.fixture
+def api(dashboard_server):
+    with httpx.Client(base_url=f"{dashboard_server.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+def _line(graph: dict, name: str) -> dict:
+    return next(t for t in graph["data"] if t["name"] == name)
+
+
+def test_run_page_shows_posted_steps_and_new_ones_without_reload(page, api, dashboard_server):
+    run_id = make_run(api, "live-run")
+    post_steps(api, run_id, [step_record(s) for s in range(30)])
+
+    page.goto(f"{dashboard_server.url}/runs/{run_id}")
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    reward = series_id("reward")
+    wait_for_graph(page, reward, "g.data.some(t => t.name === 'mean' && t.x.length === 30)")
+    line = _line(graph_data(page, reward), "mean")
+    assert line["x"] == list(range(30))
+    assert line["y"] == pytest.approx([0.2 + s / 100 for s in range(30)])
+    entropy = _line(graph_data(page, series_id("entropy")), "mean token entropy")
+    assert entropy["y"][-1] == pytest.approx(2.0 - 29 / 50)
+    heat = graph_data(page, "run-adv-heatmap")
+    assert next(t for t in heat["data"] if t["type"] == "heatmap")["x"] == list(range(30))
+    page.wait_for_selector("#run-samples >> text=answer of step 29")
+    assert "step 29" in page.inner_text("#run-meta")
+
+    post_steps(api, run_id, [step_record(s) for s in range(30, 40)])
+    wait_for_graph(page, reward, "g.data.some(t => t.name === 'mean' && t.x.length === 40)")
+    line = _line(graph_data(page, reward), "mean")
+    assert line["x"] == list(range(40)) and line["y"][-1] == pytest.approx(0.59)
+    wait_for_graph(page, "run-adv-heatmap", "g.data.some(t => t.type === 'heatmap' && t.x.length === 40)")
+    page.wait_for_selector("#run-samples >> text=answer of step 39")
+    page.wait_for_function("() => document.getElementById('run-meta').innerText.includes('step 39')")
+    assert page.evaluate("window.__same_page") is True
+    other = graph_data(page, '{"key":"loss","type":"run-user"}')
+    assert other["data"][-1]["y"][:3] == pytest.approx([1.0, 0.5, 1 / 3], rel=1e-4)
+
+
+def test_alert_fired_on_a_step_appears_as_a_marker_on_the_run_charts(page, api, dashboard_server):
+    run_id = make_run(api, "alerting-run", project="dash-alerts")
+    rule = {"detector": "threshold", "metric": "loss", "op": ">", "value": 10, "severity": "critical"}
+    assert api.put("/projects/dash-alerts/rules/loss_exploded", json=rule).status_code in (200, 201)
+    post_steps(api, run_id, [step_record(s) for s in range(20)])
+
+    page.goto(f"{dashboard_server.url}/runs/{run_id}")
+    page.evaluate("window.__same_page = true")
+    reward = series_id("reward")
+    wait_for_graph(page, reward, "g.data.some(t => t.name === 'mean' && t.x.length === 20)")
+    assert graph_data(page, reward)["data"][0]["x"] == []  # no alert yet
+
+    post_steps(api, run_id, [step_record(20, loss=250.0), step_record(21)])
+    for chart in (reward, series_id("entropy"), series_id("sign-balance"), "run-adv-heatmap"):
+        wait_for_graph(page, chart, "g.data[0].name === 'alerts' && g.data[0].x.includes(20)")
+    markers = graph_data(page, reward)["data"][0]
+    assert markers["x"] == [20]
+    assert page.evaluate("window.__same_page") is True
+
+
+def test_csv_download_of_chosen_series_holds_every_step(api, dashboard_server):
+    run_id = make_run(api, "csv-run")
+    post_steps(api, run_id, [step_record(s) for s in range(25)])
+    r = httpx.get(f"{dashboard_server.url}/export/runs/{run_id}.csv", params={"keys": "reward/mean,loss"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == ["step", "reward/mean", "loss"]
+    assert [int(row[0]) for row in rows[1:]] == list(range(25))
+    assert float(rows[-1][1]) == pytest.approx(0.44) and float(rows[1][2]) == 1.0
+    assert httpx.get(f"{dashboard_server.url}/export/runs/999999.csv").status_code == 404
