@@ -3,6 +3,7 @@
     .venv-bench/bin/python bench/alerts.py                  # both parts, SQLite and PostgreSQL
     .venv-bench/bin/python bench/alerts.py --part latency --alerts 500
     .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 200
+    .venv-bench/bin/python bench/alerts.py --part cost
 
 (a) Latency: a `fadewatch server` process with one webhook channel pointing at a receiver in
 this process and a threshold rule with for_steps 1. Each round posts one step that trips the
@@ -12,6 +13,10 @@ message is awaited too, so every round starts with an empty queue.
 
 (b) Detection: see bench/_detection.py. Needs torch (demo extra); rlwatch comes from
 bench/requirements-peers.txt (`make bench`).
+
+(c) Cost: what evaluating the default rules adds to storing a batch, in process (no HTTP):
+batches of 100 steps carrying the hook's 40-odd scalars, stored with and without the
+engine, median over batches.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import base64
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -111,6 +117,60 @@ def run_latency(args) -> None:
               flush=True)
 
 
+def _cost(db_url: str, batches: int, alerting: bool) -> float:
+    import random
+
+    from fadewatch.server.app import prepare_database
+    from fadewatch.server.auth import OPEN
+    from fadewatch.server.schemas import RunCreate, StepRecord
+    from fadewatch.server.settings import ServerSettings
+    from fadewatch.server.store import runs, steps
+
+    names = ["entropy/mean", "entropy/cov_logp_adv", "sign/balance", "sign/m_pos", "sign/m_neg",
+             "difficulty/no_signal_frac", "difficulty/ess_frac", "difficulty/solve_rate", "difficulty/peak",
+             "diversity/distinct_frac", "diversity/pass_gap", "adv/kurtosis", "adv/max_abs_over_std",
+             "geometry/rank1_frac"] + [f"other/{i}" for i in range(28)]
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
+        evaluate = steps.alert_engine.evaluate
+        if not alerting:
+            steps.alert_engine.evaluate = lambda *a, **k: None
+        try:
+            with db.write_transaction() as session:
+                run, _ = runs.create_or_resume(session, RunCreate(project="cost", name=f"{alerting}-{time.time_ns()}"), OPEN)
+            took = []
+            for b in range(batches):
+                records = [StepRecord(step=b * 100 + i, scalars={n: rng.uniform(0.2, 0.9) for n in names})
+                           for i in range(100)]
+                started = time.perf_counter()
+                with db.write_transaction() as session:
+                    steps.ingest(session, run.id, records, OPEN)
+                took.append(time.perf_counter() - started)
+        finally:
+            steps.alert_engine.evaluate = evaluate
+            db.engine.dispose()
+    return statistics.median(took) * 1000
+
+
+def run_cost(args) -> None:
+    print("(c) storing a batch of 100 steps (42 scalars each), in process, median of 50 batches")
+    print("| database | without alerting | with the default rules | per step |\n|---|---|---|---|")
+    for db in args.db:
+        cases = []
+        for alerting in (False, True):
+            if db == "sqlite":
+                with tempfile.TemporaryDirectory() as tmp:
+                    cases.append(_cost(f"sqlite:///{Path(tmp) / 'cost.db'}", 50, alerting))
+            else:
+                with scratch_postgres() as pg:
+                    subprocess.run([sys.executable, "-m", "fadewatch.cli", "db", "upgrade", "--db", pg],
+                                   check=True, capture_output=True)
+                    cases.append(_cost(pg, 50, alerting))
+        off, on = cases
+        print(f"| {db} | {off:.1f} ms | {on:.1f} ms | +{(on - off) * 10:.0f} µs |", flush=True)
+
+
 def run_detection(args) -> None:
     print(f"(b) detection on demo runs: {args.seeds} seeds x {len(('psr', 'fade', 'grpo'))} estimators, "
           f"{args.steps} steps", flush=True)
@@ -123,7 +183,7 @@ def run_detection(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["latency", "detection", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "detection", "cost", "all"], default="all")
     parser.add_argument("--alerts", type=int, default=300, help="latency: alerts per database")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--seeds", type=int, default=3, help="detection: runs per estimator")
@@ -132,6 +192,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.part in ("latency", "all"):
         run_latency(args)
+        print()
+    if args.part in ("cost", "all"):
+        run_cost(args)
         print()
     if args.part in ("detection", "all"):
         run_detection(args)

@@ -66,15 +66,18 @@ class EarlyWarningParams(Params):
     horizon: int = Field(200, ge=1, le=10_000_000)
 
 
+# Both signals run on every ingested step, so they are single passes of plain arithmetic over
+# windows of a few dozen values (exact enough: entropies and covariances are O(1) numbers).
+
 def _covariance_signal(p: EarlyWarningParams, window: list[float]) -> dict | None:
     n = len(window)
     if n < p.cov_window:
         return None
-    mean = math.fsum(window) / n
-    var = math.fsum((x - mean) ** 2 for x in window) / (n - 1)
+    mean = sum(window) / n
+    var = sum([(x - mean) * (x - mean) for x in window]) / (n - 1)
     se = math.sqrt(var / n)
     z = mean / se if se > 0 else (math.inf if mean > 0 else 0.0)
-    positive = sum(1 for x in window if x > 0) / n
+    positive = sum([x > 0 for x in window]) / n
     hit = mean > p.min_cov and positive >= p.cov_min_positive and z >= p.cov_min_z
     return {"hit": hit, "cov_mean": mean, "cov_positive_frac": positive, "cov_z": min(z, 1e9)}
 
@@ -86,16 +89,22 @@ def _trend_signal(p: EarlyWarningParams, window: list, base: float | None) -> di
     if n < p.trend_window or base is None or level is None:
         return None
     last = window[-1][0]
-    xs = [s - last for s, _ in window]
-    ys = [y for _, y in window]
-    mx, my = math.fsum(xs) / n, math.fsum(ys) / n
-    sxx = math.fsum((x - mx) ** 2 for x in xs)
-    if sxx <= 0:
+    sx = sy = sxx = sxy = syy = 0.0
+    for s, y in window:
+        x = s - last  # steps before the newest: small numbers, so the sums below stay exact enough
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+        syy += y * y
+    cxx = sxx - sx * sx / n
+    if cxx <= 0:
         return None
-    slope = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    fit_now = my - slope * mx
-    resid = math.fsum((y - (my + slope * (x - mx))) ** 2 for x, y in zip(xs, ys)) / max(n - 2, 1)
-    se = math.sqrt(resid / sxx)
+    cxy, cyy = sxy - sx * sy / n, syy - sy * sy / n
+    slope = cxy / cxx
+    fit_now = sy / n - slope * sx / n
+    resid = max(cyy - slope * cxy, 0.0) / max(n - 2, 1)
+    se = math.sqrt(resid / cxx)
     t = slope / se if se > 0 else (-math.inf if slope < 0 else 0.0)
     projected = None
     hit = False
