@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.alerting import (add_webhook, documented_receiver, new_run, new_secret, send_steps,
                                     standard_webhooks_valid, steps_of)
+from tests.support.polling import wait_until
 from tests.support.receiver import Receiver
 
 
@@ -133,3 +134,26 @@ def test_slack_channel_gets_block_kit_with_fallback_text(alert_api):
     assert button["url"].endswith(f"/runs/{run}")
     text = str(body["blocks"])
     assert "loss_high" in text and "Sign axis" in text and "success-heavy" in text
+
+
+def test_messages_queued_for_a_disabled_or_deleted_channel_are_dropped(alert_api):
+    with Receiver(default=503) as down:
+        one = add_webhook(alert_api, "drop", down.url, new_secret(), name="one")
+        two = add_webhook(alert_api, "drop", down.url, new_secret(), name="two")
+        _loss_rule(alert_api, "drop")
+        run = new_run(alert_api, "drop", "r")
+        send_steps(alert_api, run, _stream([10, 10, 1]))  # firing + resolved, for each channel
+        wait_until(lambda: len(down.received) >= 4, what="both channels retrying")
+        assert alert_api.patch(f"/projects/drop/channels/{one['id']}", json={"enabled": False}).status_code == 200
+        assert alert_api.delete(f"/projects/drop/channels/{two['id']}").status_code == 204
+
+        def notes():
+            (alert,) = alert_api.get("/alerts", params={"run_id": run}).json()["alerts"]
+            events = alert_api.get(f"/alerts/{alert['id']}").json()["events"]
+            return [n for e in events for n in e["notifications"]]
+
+        wait_until(lambda: all(n["status"] == "failed" for n in notes()), what="queued messages dropped")
+        settled = len(down.received)
+        time.sleep(0.5)  # retries run every 0.05-0.2 s here: any would show up now
+        assert len(down.received) == settled
+    assert sorted(n["last_error"] for n in notes()) == ["channel deleted"] * 2 + ["channel disabled"] * 2

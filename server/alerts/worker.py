@@ -84,13 +84,17 @@ class DeliveryWorker:
             self._wake.set()
 
     def _loop(self) -> None:
+        errors = 0
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 handled, next_due = self.run_once()
-            except Exception:  # the database may be down; try again after a pause
-                log.exception("notification delivery pass failed")
-                handled, next_due = 0, None
+                errors = 0
+            except Exception:  # the database may be down: try again, less often while it lasts
+                errors += 1
+                log.exception("notification delivery pass failed (%d in a row)", errors)
+                self._stop.wait(min(self.settings.alert_delivery_poll_s * 2 ** min(errors, 10), 60.0))
+                continue
             if handled:
                 continue
             pause = self.settings.alert_delivery_poll_s
