@@ -16,7 +16,7 @@ bench/requirements-peers.txt (`make bench`).
 
 (c) Cost: what evaluating the default rules adds to storing a batch, in process (no HTTP):
 batches of 100 steps carrying the hook's 40-odd scalars, stored with and without the
-engine, median over batches.
+engine (alternating batch by batch), median over batches.
 """
 
 from __future__ import annotations
@@ -117,7 +117,9 @@ def run_latency(args) -> None:
               flush=True)
 
 
-def _cost(db_url: str, batches: int, alerting: bool) -> float:
+def _cost(db_url: str, batches: int) -> tuple[float, float]:
+    """Median ms per batch without and with alerting, alternating batch by batch (so a busy
+    machine slows both alike)."""
     import random
 
     from fadewatch.server.app import prepare_database
@@ -131,43 +133,41 @@ def _cost(db_url: str, batches: int, alerting: bool) -> float:
              "diversity/distinct_frac", "diversity/pass_gap", "adv/kurtosis", "adv/max_abs_over_std",
              "geometry/rank1_frac"] + [f"other/{i}" for i in range(28)]
     rng = random.Random(0)
+    evaluate = steps.alert_engine.evaluate
+    took: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
-        evaluate = steps.alert_engine.evaluate
-        if not alerting:
-            steps.alert_engine.evaluate = lambda *a, **k: None
+        with db.write_transaction() as session:
+            run_ids = {on: runs.create_or_resume(session, RunCreate(project="cost", name=f"alerting-{on}"), OPEN)[0].id
+                       for on in (False, True)}
         try:
-            with db.write_transaction() as session:
-                run, _ = runs.create_or_resume(session, RunCreate(project="cost", name=f"{alerting}-{time.time_ns()}"), OPEN)
-            took = []
-            for b in range(batches):
+            for b in range(2 * batches):
+                on = b % 2 == 1
+                steps.alert_engine.evaluate = evaluate if on else (lambda *a, **k: None)
                 records = [StepRecord(step=b * 100 + i, scalars={n: rng.uniform(0.2, 0.9) for n in names})
                            for i in range(100)]
                 started = time.perf_counter()
                 with db.write_transaction() as session:
-                    steps.ingest(session, run.id, records, OPEN)
-                took.append(time.perf_counter() - started)
+                    steps.ingest(session, run_ids[on], records, OPEN)
+                took[on].append(time.perf_counter() - started)
         finally:
             steps.alert_engine.evaluate = evaluate
             db.engine.dispose()
-    return statistics.median(took) * 1000
+    return statistics.median(took[False]) * 1000, statistics.median(took[True]) * 1000
 
 
 def run_cost(args) -> None:
-    print("(c) storing a batch of 100 steps (42 scalars each), in process, median of 50 batches")
+    print("(c) storing a batch of 100 steps (42 scalars each), in process, median of 100 batches each")
     print("| database | without alerting | with the default rules | per step |\n|---|---|---|---|")
     for db in args.db:
-        cases = []
-        for alerting in (False, True):
-            if db == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    cases.append(_cost(f"sqlite:///{Path(tmp) / 'cost.db'}", 50, alerting))
-            else:
-                with scratch_postgres() as pg:
-                    subprocess.run([sys.executable, "-m", "fadewatch.cli", "db", "upgrade", "--db", pg],
-                                   check=True, capture_output=True)
-                    cases.append(_cost(pg, 50, alerting))
-        off, on = cases
+        if db == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                off, on = _cost(f"sqlite:///{Path(tmp) / 'cost.db'}", 100)
+        else:
+            with scratch_postgres() as pg:
+                subprocess.run([sys.executable, "-m", "fadewatch.cli", "db", "upgrade", "--db", pg],
+                               check=True, capture_output=True)
+                off, on = _cost(pg, 100)
         print(f"| {db} | {off:.1f} ms | {on:.1f} ms | +{(on - off) * 10:.0f} µs |", flush=True)
 
 

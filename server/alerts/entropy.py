@@ -82,27 +82,49 @@ def _covariance_signal(p: EarlyWarningParams, window: list[float]) -> dict | Non
     return {"hit": hit, "cov_mean": mean, "cov_positive_frac": positive, "cov_z": min(z, 1e9)}
 
 
-def _trend_signal(p: EarlyWarningParams, window: list, base: float | None) -> dict | None:
+def _trend_push(mem: dict, step: int, entropy: float, size: int) -> None:
+    """Add a point to the trend window and keep its regression sums up to date in O(1).
+
+    The sums are over x = step - ref; every `size` pushes they are recomputed from the window
+    with a new ref (its oldest step), which keeps x small and rounding from accumulating.
+    """
+    window = mem.setdefault("t", [])
+    window.append([step, entropy])
+    sums = mem.get("ts")
+    if sums is None or sums[6] >= size:
+        del window[: max(0, len(window) - size)]
+        ref = window[0][0]
+        sums = [ref, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
+        for s, y in window:
+            x = s - ref
+            sums[1:6] = [sums[1] + x, sums[2] + y, sums[3] + x * x, sums[4] + x * y, sums[5] + y * y]
+        mem["ts"] = sums
+        return
+    ref = sums[0]
+    x = step - ref
+    sums[1:7] = [sums[1] + x, sums[2] + entropy, sums[3] + x * x, sums[4] + x * entropy,
+                 sums[5] + entropy * entropy, sums[6] + 1]
+    if len(window) > size:
+        s0, y0 = window.pop(0)
+        x0 = s0 - ref
+        sums[1:6] = [sums[1] - x0, sums[2] - y0, sums[3] - x0 * x0, sums[4] - x0 * y0, sums[5] - y0 * y0]
+
+
+def _trend_signal(p: EarlyWarningParams, mem: dict, base: float | None) -> dict | None:
     """Least-squares line through the last trend_window entropies, and where it meets the level."""
+    window, sums = mem.get("t", []), mem.get("ts")
     n = len(window)
     level = collapse_level(base, p.fraction, p.floor)
-    if n < p.trend_window or base is None or level is None:
+    if n < p.trend_window or sums is None or base is None or level is None:
         return None
-    last = window[-1][0]
-    sx = sy = sxx = sxy = syy = 0.0
-    for s, y in window:
-        x = s - last  # steps before the newest: small numbers, so the sums below stay exact enough
-        sx += x
-        sy += y
-        sxx += x * x
-        sxy += x * y
-        syy += y * y
+    ref, sx, sy, sxx, sxy, syy, _ = sums
     cxx = sxx - sx * sx / n
-    if cxx <= 0:
+    if cxx <= 1e-12:
         return None
     cxy, cyy = sxy - sx * sy / n, syy - sy * sy / n
     slope = cxy / cxx
-    fit_now = sy / n - slope * sx / n
+    last = window[-1][0]
+    fit_now = sy / n + slope * (last - ref - sx / n)
     resid = max(cyy - slope * cxy, 0.0) / max(n - 2, 1)
     se = math.sqrt(resid / cxx)
     t = slope / se if se > 0 else (-math.inf if slope < 0 else 0.0)
@@ -125,11 +147,11 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
     base = None
     if ent is not None:
         base = baseline(mem, "b", ent, p.baseline_steps)
-        push(mem.setdefault("t", []), [step, ent], p.trend_window)
+        _trend_push(mem, step, ent, p.trend_window)
     elif mem.get("bn", 0) >= p.baseline_steps:
         base = mem["bs"] / mem["bn"]
     c = _covariance_signal(p, mem.get("c", []))
-    t = _trend_signal(p, mem.get("t", []), base)
+    t = _trend_signal(p, mem, base)
     if c is None and t is None:
         return None
     values: dict[str, Any] = {}
