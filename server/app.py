@@ -85,7 +85,7 @@ def create_app(
         if settings.alert_delivery_enabled:
             from fadewatch.server.alerts.worker import DeliveryWorker
 
-            worker = DeliveryWorker(database, settings, clock=context.clock).start()
+            worker = DeliveryWorker(database, settings, clock=context.clock, metrics=app.state.metrics).start()
         app.state.delivery_worker = worker
         try:
             yield

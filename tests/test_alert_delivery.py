@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from tests.support.alerting import (add_webhook, documented_receiver, new_run, new_secret, send_steps,
@@ -74,7 +75,7 @@ def test_webhook_gets_signed_firing_then_resolved_messages_in_order(alert_api):
         assert [a["outcome"] for a in note["log"]] == ["delivered"] and note["log"][0]["status_code"] == 200
 
 
-def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(alert_api):
+def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(alert_api, alert_server):
     script = [(500, {}), (429, {"Retry-After": "1"}), (503, {})]
     with Receiver(script=script) as rx:
         add_webhook(alert_api, "flaky", rx.url, new_secret())
@@ -101,6 +102,9 @@ def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(al
     assert first["attempts"] == 4 and first["status"] == "delivered"
     assert [(a["outcome"], a["status_code"]) for a in first["log"]] == [
         ("retry", 500), ("retry", 429), ("retry", 503), ("delivered", 200)]
+    metrics = httpx.get(f"{alert_server.url}/metrics").text
+    assert 'fadewatch_alert_deliveries_total{kind="webhook",outcome="retry"} 3.0' in metrics
+    assert 'fadewatch_alert_deliveries_total{kind="webhook",outcome="delivered"} 6.0' in metrics
 
 
 def test_receiver_rejection_is_not_retried_and_the_queue_moves_on(alert_api):

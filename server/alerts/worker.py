@@ -26,6 +26,7 @@ from fadewatch.server.alerts.engine import OUTBOX_FLAG
 from fadewatch.server.alerts.sender import Outcome, send
 from fadewatch.server.alerts.ssrf import Resolver
 from fadewatch.server.deps import Database
+from fadewatch.server.metrics import ServerMetrics
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import delivery as queue
 
@@ -44,8 +45,10 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         resolver: Resolver | None = None,
         concurrency: int = 4,
+        metrics: ServerMetrics | None = None,
     ):
         self.db, self.settings, self.clock, self.resolver = database, settings, clock, resolver
+        self.metrics = metrics
         self._own_client = client is None
         self.client = client or httpx.Client(follow_redirects=False, trust_env=False)
         self._stop = threading.Event()
@@ -118,6 +121,8 @@ class DeliveryWorker:
         done = self.clock()
         with self.db.write_transaction() as session:
             for job, out in zip(jobs, outcomes):
+                if self.metrics is not None:
+                    self.metrics.alert_deliveries.labels(job.channel_kind, out.outcome).inc()
                 status = queue.record(session, job, out, done, self._next_attempt(job, out, done),
                                       self.settings.alert_delivery_max_age_s)
                 if status == "failed":
