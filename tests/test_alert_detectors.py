@@ -68,12 +68,22 @@ def test_entropy_collapse_floor_catches_low_entropy_from_the_start():
 
 # --- entropy early warning -----------------------------------------------------------------
 
-def test_early_warning_fires_on_persistently_positive_covariance():
-    cov = [0.05 + w for w in wobble(40, 0.01)]
-    transitions, t = replay("entropy_early_warning", {"entropy/cov_logp_adv": cov, "entropy/mean": [2.0] * 40})
-    # The 20-step window is full at step 19; three tripping steps later it fires.
-    assert transitions == [("firing", 21)]
+def test_early_warning_covariance_counts_once_entropy_nears_the_collapse_level():
+    # Covariance persistently positive throughout; entropy 2.0 (baseline), then at 1.2 from step 40:
+    # the covariance signal only counts below level + 0.5 x (baseline - level) = 0.6 + 0.7 = 1.3,
+    # judged on the smoothed entropy (the 30-step trend line's value now), below 1.3 from step 48.
+    n = 60
+    cov = [0.05 + w for w in wobble(n, 0.01)]
+    entropy = [2.0] * 40 + [1.2] * 20
+    spec = {"name": "cov", "detector": "entropy_early_warning", "params": {"trend_min_z": 1e9},
+            "for_steps": 3}
+    transitions, t = replay(spec, {"entropy/cov_logp_adv": cov, "entropy/mean": entropy})
+    assert transitions == [("firing", 50)]
     assert t.values["signals"] == ["covariance"] and t.values["cov_positive_frac"] == 1.0
+    assert t.values["cov_zone_below"] == pytest.approx(1.3)
+    # Without entropy there is no level to be near: the covariance alone decides.
+    transitions, _ = replay(spec, {"entropy/cov_logp_adv": cov})
+    assert transitions == [("firing", 21)]
 
 
 def test_early_warning_projects_the_step_where_the_entropy_trend_meets_the_collapse_level():

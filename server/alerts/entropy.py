@@ -59,6 +59,10 @@ class EarlyWarningParams(Params):
     cov_window: int = Field(20, ge=3, le=500)
     cov_min_positive: float = Field(0.8, ge=0, le=1, allow_inf_nan=False)
     cov_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
+    # Where the covariance signal counts, as a share of the way from the collapse level (0) up to
+    # the baseline (1): early in training every run's entropy falls (that is how a policy sharpens)
+    # with a positive covariance, which warns of nothing until the entropy nears the level.
+    cov_zone: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
     min_cov: float = Field(0.0, allow_inf_nan=False)
     trend_window: int = Field(30, ge=3, le=500)
     trend_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
@@ -154,6 +158,12 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
     t = _trend_signal(p, mem, base)
     if c is None and t is None:
         return None
+    level = collapse_level(base, p.fraction, p.floor)
+    if c is not None and base is not None and level is not None:
+        c["cov_zone_below"] = zone = level + p.cov_zone * (max(base, level) - level)
+        current = t["entropy_fit"] if t is not None else ent
+        if current is not None and current > zone:
+            c["hit"] = False
     values: dict[str, Any] = {}
     for part in (c, t):
         if part:
@@ -168,8 +178,10 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
 def describe_early(v: dict, p) -> str:
     parts = []
     if "covariance" in v.get("signals", ()):
+        near = f" with entropy already below {fmt(v['cov_zone_below'])}" if "cov_zone_below" in v else ""
         parts.append(f"Cov(log pi, A) has stayed positive (mean {fmt(v['cov_mean'])}, "
-                     f"{v['cov_positive_frac']:.0%} of the last {p.cov_window} steps)")
+                     f"{v['cov_positive_frac']:.0%} of the last {p.cov_window} steps){near}, "
+                     "so entropy keeps being pushed down")
     if "trend" in v.get("signals", ()):
         parts.append(f"the entropy trend reaches the collapse level {fmt(v['collapse_level'])} "
                      f"at step {v['projected_step']}")
