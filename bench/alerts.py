@@ -2,7 +2,7 @@
 
     .venv-bench/bin/python bench/alerts.py                  # both parts, SQLite and PostgreSQL
     .venv-bench/bin/python bench/alerts.py --part latency --alerts 500
-    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 200
+    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 300
     .venv-bench/bin/python bench/alerts.py --part cost
 
 (a) Latency: a `fadewatch server` process with one webhook channel pointing at a receiver in
@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _detection import describe_runs, make_streams, table  # noqa: E402
+from _detection import describe_runs, follow_up, make_streams, table  # noqa: E402
 from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SERVER_ENV = {"FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
@@ -179,6 +179,9 @@ def run_detection(args) -> None:
     print("\n".join(describe_runs(runs)))
     print()
     print("\n".join(table(runs)))
+    if args.follow_up:
+        print()
+        print("\n".join(follow_up(runs, args.follow_up, log=lambda m: print(m, file=sys.stderr, flush=True))))
 
 
 def main() -> None:
@@ -187,8 +190,10 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=300, help="latency: alerts per database")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--seeds", type=int, default=3, help="detection: runs per estimator")
-    parser.add_argument("--steps", type=int, default=200, help="detection: training steps per run")
+    parser.add_argument("--steps", type=int, default=300, help="detection: training steps per run (the demo's)")
     parser.add_argument("--streams", default=None, help="detection: JSON file caching the trained streams")
+    parser.add_argument("--follow-up", type=int, default=500,
+                        help="detection: train healthy runs that raised a warning this long (0: skip)")
     args = parser.parse_args()
     if args.part in ("latency", "all"):
         run_latency(args)

@@ -64,10 +64,14 @@ class EarlyWarningParams(Params):
     # with a positive covariance, which warns of nothing until the entropy nears the level.
     cov_zone: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
     min_cov: float = Field(0.0, allow_inf_nan=False)
-    trend_window: int = Field(30, ge=3, le=500)
+    trend_window: int = Field(50, ge=3, le=500)
     trend_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
     min_drop: float = Field(0.1, ge=0, lt=1, allow_inf_nan=False)
-    horizon: int = Field(200, ge=1, le=10_000_000)
+    # How far ahead the fitted line may be followed; None: as far as the window it was fitted on.
+    # Much further, a run that sheds entropy early and then levels off (as FADE does toward its
+    # target) reads as heading for collapse.
+    horizon: int | None = Field(None, ge=1, le=10_000_000)
+
 
 
 # Both signals run on every ingested step, so they are single passes of plain arithmetic over
@@ -86,59 +90,101 @@ def _covariance_signal(p: EarlyWarningParams, window: list[float]) -> dict | Non
     return {"hit": hit, "cov_mean": mean, "cov_positive_frac": positive, "cov_z": min(z, 1e9)}
 
 
+def _add(sums: list[float], x: float, y: float, sign: float) -> None:
+    """Add (sign 1) or remove (sign -1) a point's share of the sums x, x^2, x^3, x^4, y, xy, x^2 y, y^2."""
+    x2 = x * x
+    sums[0] += sign * x
+    sums[1] += sign * x2
+    sums[2] += sign * x2 * x
+    sums[3] += sign * x2 * x2
+    sums[4] += sign * y
+    sums[5] += sign * x * y
+    sums[6] += sign * x2 * y
+    sums[7] += sign * y * y
+
+
 def _trend_push(mem: dict, step: int, entropy: float, size: int) -> None:
     """Add a point to the trend window and keep its regression sums up to date in O(1).
 
     The sums are over x = step - ref; every `size` pushes they are recomputed from the window
     with a new ref (its oldest step), which keeps x small and rounding from accumulating.
+    mem["ts"] = [ref, pushes since recomputed, *sums].
     """
     window = mem.setdefault("t", [])
     window.append([step, entropy])
-    sums = mem.get("ts")
-    if sums is None or sums[6] >= size:
+    state = mem.get("ts")
+    if state is None or len(state) != 10 or state[1] >= size:
         del window[: max(0, len(window) - size)]
         ref = window[0][0]
-        sums = [ref, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
+        sums = [0.0] * 8
         for s, y in window:
-            x = s - ref
-            sums[1:6] = [sums[1] + x, sums[2] + y, sums[3] + x * x, sums[4] + x * y, sums[5] + y * y]
-        mem["ts"] = sums
+            _add(sums, s - ref, y, 1.0)
+        mem["ts"] = [ref, 0, *sums]
         return
-    ref = sums[0]
-    x = step - ref
-    sums[1:7] = [sums[1] + x, sums[2] + entropy, sums[3] + x * x, sums[4] + x * entropy,
-                 sums[5] + entropy * entropy, sums[6] + 1]
+    ref = state[0]
+    sums = state[2:]
+    _add(sums, step - ref, entropy, 1.0)
     if len(window) > size:
         s0, y0 = window.pop(0)
-        x0 = s0 - ref
-        sums[1:6] = [sums[1] - x0, sums[2] - y0, sums[3] - x0 * x0, sums[4] - x0 * y0, sums[5] - y0 * y0]
+        _add(sums, s0 - ref, y0, -1.0)
+    mem["ts"] = [ref, state[1] + 1, *sums]
+
+
+def _det3(a, b, c, d, e, f, g, h, i) -> float:
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+def _quadratic_now(n: int, u1: float, u2: float, u3: float, u4: float, y0: float, y1: float,
+                   y2: float) -> tuple[float, float] | None:
+    """Value and slope at u = 0 of the least-squares y = a + b u + c u^2 (Cramer's rule)."""
+    det = _det3(n, u1, u2, u1, u2, u3, u2, u3, u4)
+    if abs(det) < 1e-9 * max(1.0, abs(n * u2 * u4)):
+        return None
+    a = _det3(y0, u1, u2, y1, u2, u3, y2, u3, u4) / det
+    b = _det3(n, y0, u2, u1, y1, u3, u2, y2, u4) / det
+    return a, b
 
 
 def _trend_signal(p: EarlyWarningParams, mem: dict, base: float | None) -> dict | None:
-    """Least-squares line through the last trend_window entropies, and where it meets the level."""
-    window, sums = mem.get("t", []), mem.get("ts")
+    """Where the entropy is heading: a line through the window says whether it is falling at all
+    (its slope's t statistic); a quadratic through the same points gives the entropy now and its
+    slope now, which are followed to the collapse level. A decline that is levelling off is so
+    not extrapolated as if it went on at its average pace."""
+    window, state = mem.get("t", []), mem.get("ts")
     n = len(window)
     level = collapse_level(base, p.fraction, p.floor)
-    if n < p.trend_window or sums is None or base is None or level is None:
+    if n < p.trend_window or state is None or len(state) != 10 or base is None or level is None:
         return None
-    ref, sx, sy, sxx, sxy, syy, _ = sums
-    cxx = sxx - sx * sx / n
+    ref, _, s1, s2, s3, s4, sy, sxy, sx2y, syy = state
+    cxx = s2 - s1 * s1 / n
     if cxx <= 1e-12:
         return None
-    cxy, cyy = sxy - sx * sy / n, syy - sy * sy / n
+    cxy, cyy = sxy - s1 * sy / n, syy - sy * sy / n
     slope = cxy / cxx
-    last = window[-1][0]
-    fit_now = sy / n + slope * (last - ref - sx / n)
     resid = max(cyy - slope * cxy, 0.0) / max(n - 2, 1)
     se = math.sqrt(resid / cxx)
     t = slope / se if se > 0 else (-math.inf if slope < 0 else 0.0)
+    last = window[-1][0]
+    # The same sums about the newest step (u = x - xl): the quadratic's a and b are then the
+    # entropy and its slope at that step.
+    xl = last - ref
+    u1 = s1 - n * xl
+    u2 = s2 - 2 * xl * s1 + n * xl * xl
+    u3 = s3 - 3 * xl * s2 + 3 * xl * xl * s1 - n * xl ** 3
+    u4 = s4 - 4 * xl * s3 + 6 * xl * xl * s2 - 4 * xl ** 3 * s1 + n * xl ** 4
+    uy, u2y = sxy - xl * sy, sx2y - 2 * xl * sxy + xl * xl * sy
+    quad = _quadratic_now(n, u1, u2, u3, u4, sy, uy, u2y)
+    line_now = sy / n + slope * (xl - s1 / n)
+    # The cautious reading of both fits: the higher entropy now and the shallower slope now, so
+    # neither a levelling-off decline nor the noise of the quadratic's end makes a false alarm.
+    fit_now, slope_now = (max(line_now, quad[0]), max(slope, quad[1])) if quad else (line_now, slope)
     projected = None
     hit = False
-    if slope < 0 and t <= -p.trend_min_z and fit_now <= (1 - p.min_drop) * base:
-        projected = last if fit_now <= level else last + math.ceil((level - fit_now) / slope)
-        hit = projected - last <= p.horizon
-    return {"hit": hit, "slope": slope, "trend_z": max(t, -1e9), "entropy_fit": fit_now,
-            "projected_step": projected, "collapse_level": level, "baseline": base}
+    if t <= -p.trend_min_z and slope_now < 0 and fit_now <= (1 - p.min_drop) * base:
+        projected = last if fit_now <= level else last + math.ceil((level - fit_now) / slope_now)
+        hit = projected - last <= (p.horizon or p.trend_window)
+    return {"hit": hit, "slope": slope, "slope_now": slope_now, "trend_z": max(t, -1e9),
+            "entropy_fit": fit_now, "projected_step": projected, "collapse_level": level, "baseline": base}
 
 
 def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) -> Verdict | None:
@@ -161,7 +207,8 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
     level = collapse_level(base, p.fraction, p.floor)
     if c is not None and base is not None and level is not None:
         c["cov_zone_below"] = zone = level + p.cov_zone * (max(base, level) - level)
-        current = t["entropy_fit"] if t is not None else ent
+        recent = mem.get("t", [])[-10:]  # smoothed: the mean of the last 10 entropies
+        current = sum(y for _, y in recent) / len(recent) if recent else None
         if current is not None and current > zone:
             c["hit"] = False
     values: dict[str, Any] = {}

@@ -209,7 +209,7 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
              "mean token entropy below 0.3 x its early baseline (mean of the first 10 steps)"),
     _default("entropy_early_warning", 3, 10, "warning",
              "Cov(log pi, A) persistently positive as entropy nears the collapse level, or the entropy trend "
-             "meets the collapse level within 200 steps"),
+             "(a line through the last 50 steps) meets the collapse level within 50 steps"),
     _default("sign_imbalance", 10, 5, "warning",
              "abs(sign balance) > 0.5: success-heavy mass collapses entropy, failure-heavy mass the head geometry"),
     _default("heavy_tails", 10, 5, "warning",
