@@ -18,7 +18,7 @@ from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.middleware import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
 from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
-from fadewatch.server.alerts.rules import load_rules_file
+from fadewatch.server.alerts.rulefile import load_rules_file
 from fadewatch.server.routes import alerts, channels, health, rules, runs, silences, steps
 from fadewatch.server.settings import ServerSettings, get_settings
 
