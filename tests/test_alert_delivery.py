@@ -161,3 +161,17 @@ def test_messages_queued_for_a_disabled_or_deleted_channel_are_dropped(alert_api
         time.sleep(0.5)  # retries run every 0.05-0.2 s here: any would show up now
         assert len(down.received) == settled
     assert sorted(n["last_error"] for n in notes()) == ["channel deleted"] * 2 + ["channel disabled"] * 2
+
+
+def test_send_test_reports_how_the_receiver_answered(alert_api):
+    secret = new_secret()
+    with Receiver(script=[(200, {}), (500, {})]) as rx:
+        channel = add_webhook(alert_api, "probe", f"{rx.url}/in", secret)
+        ok = alert_api.post(f"/projects/probe/channels/{channel['id']}/test").json()
+        failing = alert_api.post(f"/projects/probe/channels/{channel['id']}/test").json()
+    assert ok["outcome"] == "delivered" and ok["status_code"] == 200 and ok["error"] is None
+    assert failing["outcome"] == "retry" and failing["status_code"] == 500 and "HTTP 500" in failing["error"]
+    first = rx.received[0]
+    assert first.id == ok["message_id"] and standard_webhooks_valid(secret, first.headers, first.body)
+    assert first.json["type"] == "alert.test" and "probe" in first.json["data"]["summary"]
+    assert alert_api.post("/projects/probe/channels/999/test").status_code == 404
