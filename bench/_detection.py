@@ -1,7 +1,8 @@
 """Detection quality of alert rules on demo runs labelled collapsing or healthy.
 
-Streams come from the demo trainer (`fadewatch.demo.train`) with the hook's own statistics
-(`fadewatch.stats.compute`, the output-head geometry every 10 steps). fadewatch's default
+Streams come from the demo trainer (`fadewatch.demo.Trainer`, its default configuration)
+reduced by the hook's own statistics (`fadewatch.stats.compute`) from the arguments
+`fadewatch demo` passes to `run.log`, the output-head geometry included. fadewatch's default
 rules replay each stream through `advance`, the very function the server's engine runs per
 ingested step; rlwatch's default detectors (`DetectorSuite` with its default config) see the
 same steps, fed the scalars they take.
@@ -19,35 +20,34 @@ import math
 import statistics
 from pathlib import Path
 
-__all__ = ["LABELS", "make_streams", "collapse_step", "fadewatch_firsts", "rlwatch_firsts", "table"]
+__all__ = ["LABELS", "make_streams", "collapse_step", "fadewatch_firsts", "rlwatch_firsts", "table",
+           "describe_runs", "follow_up"]
 
 LABELS = {"psr": "collapsing", "fade": "healthy", "grpo": "healthy"}
 COLLAPSE_FRACTION, BASELINE_STEPS = 0.3, 10
 
 
 def _stream(estimator: str, steps: int, seed: int) -> list[dict]:
+    """One demo run, reduced to what the hook would send for it (as `fadewatch demo` logs it)."""
     import torch
 
-    from fadewatch.demo import train
+    from fadewatch.demo import Trainer
+    from fadewatch.demo.session import HEAD_EVERY
     from fadewatch.stats import HeadWatcher, compute
 
-    rows: list[dict] = []
-    head: list[HeadWatcher] = []
-
-    def on_step(s) -> None:
-        if not head:
-            head.append(HeadWatcher(s.policy.head, every=10))
-        extra = dict(s.scalars)
-        measured = head[0].maybe_measure(s.step)
-        if measured:
-            extra.update(measured)  # tensors and a Ratio: the pipeline reads them
-        st = compute(advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids, entropy=s.entropy,
-                     mask=s.mask, logprobs=s.logprobs, completions=s.completions, scalars=extra)
-        rows.append({"step": s.step, "scalars": {k: v for k, v in st.scalars.items() if v is not None},
-                     "nonfinite": st.nonfinite or None, "rewards": s.rewards.tolist(), "loss": s.loss})
-
     torch.set_num_threads(1)
-    train(estimator, steps=steps, seed=seed, on_step=on_step)
+    trainer = Trainer(estimator, seed=seed)
+    head = HeadWatcher(trainer.policy.head, every=HEAD_EVERY)
+    rows: list[dict] = []
+    for _ in range(steps):
+        s = trainer.step()
+        extra = {k: v for k, v in s.scalars.items() if k.startswith("fade/")}
+        extra.update(loss=s.loss, kl=s.kl, clip_fraction=s.scalars["clip_fraction"], lr=trainer.config.lr)
+        extra.update(head.maybe_measure(s.step) or {})  # tensors and a Ratio: the pipeline reads them
+        st = compute(advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids, entropy=s.entropy,
+                     mask=s.mask, logprobs=s.logprobs, completions=s.tokens, scalars=extra)
+        rows.append({"step": s.step, "scalars": {k: v for k, v in st.scalars.items() if v is not None},
+                     "nonfinite": st.nonfinite or None, "rewards": s.rewards.tolist()})
     return rows
 
 
@@ -109,9 +109,9 @@ def rlwatch_firsts(rows: list[dict]) -> dict[str, int | None] | None:
     for r in rows:
         s = r["scalars"]
         alerts = suite.check_step(
-            r["step"], entropy=s.get("entropy/mean"), kl_divergence=s.get("approx_kl"),
+            r["step"], entropy=s.get("entropy/mean"), kl_divergence=s.get("kl"),
             reward_mean=s.get("reward/mean"), reward_std=s.get("reward/std"),
-            rewards=np.asarray(r["rewards"]), advantage_std=s.get("adv/std"), loss=r["loss"],
+            rewards=np.asarray(r["rewards"]), advantage_std=s.get("adv/std"), loss=s.get("loss"),
         )
         for alert in alerts:
             if firsts.get(alert.detector) is None:
@@ -127,10 +127,14 @@ def _summary(runs: list[dict], firsts_of) -> dict[str, dict]:
         if firsts is None:
             return {}
         for name, first in firsts.items():
-            row = out.setdefault(name, {"leads": [], "collapsing": 0, "missed": 0, "healthy": 0, "false": 0})
+            row = out.setdefault(name, {"leads": [], "collapsing": 0, "missed": 0, "healthy": {}, "false": {},
+                                        "crossing": []})
+            if run["label"] == "healthy" and run["collapse"] is not None and first is not None:
+                row["crossing"].append(run["collapse"] - first)
             if run["label"] == "healthy":
-                row["healthy"] += 1
-                row["false"] += first is not None
+                est = run["estimator"]
+                row["healthy"][est] = row["healthy"].get(est, 0) + 1
+                row["false"][est] = row["false"].get(est, 0) + (first is not None)
             elif run["collapse"] is not None:
                 row["collapsing"] += 1
                 if first is None:
@@ -143,15 +147,18 @@ def _summary(runs: list[dict], firsts_of) -> dict[str, dict]:
 def table(runs: list[dict]) -> list[str]:
     for run in runs:
         run["collapse"] = collapse_step(run["rows"])
+    healthy = [e for e, label in LABELS.items() if label == "healthy"]
     lines = ["| tool | rule | collapsing runs caught | lead time, steps (median; min..max) | "
-             "false alarms on healthy runs |", "|---|---|---|---|---|"]
+             f"false alarms on healthy runs ({', '.join(healthy)}) | lead on healthy-labelled runs that "
+             "cross the level anyway |", "|---|---|---|---|---|---|"]
     for tool, firsts_of in (("fadewatch", lambda r: fadewatch_firsts(r["rows"])),
                             ("rlwatch", lambda r: rlwatch_firsts(r["rows"]))):
         for name, row in _summary(runs, firsts_of).items():
             leads = row["leads"]
             lead = (f"{statistics.median(leads):+g} ({min(leads):+d}..{max(leads):+d})" if leads else "-")
-            lines.append(f"| {tool} | {name} | {len(leads)}/{row['collapsing']} | {lead} | "
-                         f"{row['false']}/{row['healthy']} |")
+            false = ", ".join(f"{row['false'].get(e, 0)}/{row['healthy'].get(e, 0)}" for e in healthy)
+            crossing = ", ".join(f"{x:+d}" for x in row["crossing"]) or "-"
+            lines.append(f"| {tool} | {name} | {len(leads)}/{row['collapsing']} | {lead} | {false} | {crossing} |")
     return lines
 
 
@@ -163,4 +170,22 @@ def describe_runs(runs: list[dict]) -> list[str]:
         lines.append(f"| {run['estimator']} seed {run['seed']} | {run['label']} | "
                      f"{statistics.fmean(ent[:10]):.2f} -> {statistics.fmean(ent[-10:]):.2f} | "
                      f"{collapse_step(run['rows']) if collapse_step(run['rows']) is not None else 'none'} |")
+    return lines
+
+
+def follow_up(runs: list[dict], steps: int, log=print) -> list[str]:
+    """Healthy-labelled runs that raised a fadewatch warning without crossing the level: trained
+    longer, do they cross it later? (Is the warning early, or false?)"""
+    lines = []
+    for run in runs:
+        if run["label"] != "healthy" or collapse_step(run["rows"]) is not None:
+            continue
+        fired = {k: v for k, v in fadewatch_firsts(run["rows"]).items() if v is not None}
+        if not fired:
+            continue
+        log(f"  training {run['estimator']} seed {run['seed']} on to {steps} steps")
+        longer = collapse_step(_stream(run["estimator"], steps, run["seed"]))
+        where = f"crosses the collapse level at step {longer}" if longer is not None else "never crosses the level"
+        lines.append(f"- {run['estimator']} seed {run['seed']}: {', '.join(f'{k} at {v}' for k, v in fired.items())}; "
+                     f"trained on to {steps} steps, it {where}")
     return lines

@@ -2,7 +2,8 @@
 
     .venv-bench/bin/python bench/alerts.py                  # both parts, SQLite and PostgreSQL
     .venv-bench/bin/python bench/alerts.py --part latency --alerts 500
-    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 200
+    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 300
+    .venv-bench/bin/python bench/alerts.py --part cost
 
 (a) Latency: a `fadewatch server` process with one webhook channel pointing at a receiver in
 this process and a threshold rule with for_steps 1. Each round posts one step that trips the
@@ -12,6 +13,10 @@ message is awaited too, so every round starts with an empty queue.
 
 (b) Detection: see bench/_detection.py. Needs torch (demo extra); rlwatch comes from
 bench/requirements-peers.txt (`make bench`).
+
+(c) Cost: what evaluating the default rules adds to storing a batch, in process (no HTTP):
+batches of 100 steps carrying the hook's 40-odd scalars, stored with and without the
+engine (alternating batch by batch), median over batches.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import base64
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +37,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _detection import describe_runs, make_streams, table  # noqa: E402
+from _detection import describe_runs, follow_up, make_streams, table  # noqa: E402
 from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SERVER_ENV = {"FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
@@ -111,6 +117,60 @@ def run_latency(args) -> None:
               flush=True)
 
 
+def _cost(db_url: str, batches: int) -> tuple[float, float]:
+    """Median ms per batch without and with alerting, alternating batch by batch (so a busy
+    machine slows both alike)."""
+    import random
+
+    from fadewatch.server.app import prepare_database
+    from fadewatch.server.auth import OPEN
+    from fadewatch.server.schemas import RunCreate, StepRecord
+    from fadewatch.server.settings import ServerSettings
+    from fadewatch.server.store import runs, steps
+
+    names = ["entropy/mean", "entropy/cov_logp_adv", "sign/balance", "sign/m_pos", "sign/m_neg",
+             "difficulty/no_signal_frac", "difficulty/ess_frac", "difficulty/solve_rate", "difficulty/peak",
+             "diversity/distinct_frac", "diversity/pass_gap", "adv/kurtosis", "adv/max_abs_over_std",
+             "geometry/rank1_frac"] + [f"other/{i}" for i in range(28)]
+    rng = random.Random(0)
+    evaluate = steps.alert_engine.evaluate
+    took: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
+        with db.write_transaction() as session:
+            run_ids = {on: runs.create_or_resume(session, RunCreate(project="cost", name=f"alerting-{on}"), OPEN)[0].id
+                       for on in (False, True)}
+        try:
+            for b in range(2 * batches):
+                on = b % 2 == 1
+                steps.alert_engine.evaluate = evaluate if on else (lambda *a, **k: None)
+                records = [StepRecord(step=b * 100 + i, scalars={n: rng.uniform(0.2, 0.9) for n in names})
+                           for i in range(100)]
+                started = time.perf_counter()
+                with db.write_transaction() as session:
+                    steps.ingest(session, run_ids[on], records, OPEN)
+                took[on].append(time.perf_counter() - started)
+        finally:
+            steps.alert_engine.evaluate = evaluate
+            db.engine.dispose()
+    return statistics.median(took[False]) * 1000, statistics.median(took[True]) * 1000
+
+
+def run_cost(args) -> None:
+    print("(c) storing a batch of 100 steps (42 scalars each), in process, median of 100 batches each")
+    print("| database | without alerting | with the default rules | per step |\n|---|---|---|---|")
+    for db in args.db:
+        if db == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                off, on = _cost(f"sqlite:///{Path(tmp) / 'cost.db'}", 100)
+        else:
+            with scratch_postgres() as pg:
+                subprocess.run([sys.executable, "-m", "fadewatch.cli", "db", "upgrade", "--db", pg],
+                               check=True, capture_output=True)
+                off, on = _cost(pg, 100)
+        print(f"| {db} | {off:.1f} ms | {on:.1f} ms | +{(on - off) * 10:.0f} µs |", flush=True)
+
+
 def run_detection(args) -> None:
     print(f"(b) detection on demo runs: {args.seeds} seeds x {len(('psr', 'fade', 'grpo'))} estimators, "
           f"{args.steps} steps", flush=True)
@@ -119,19 +179,27 @@ def run_detection(args) -> None:
     print("\n".join(describe_runs(runs)))
     print()
     print("\n".join(table(runs)))
+    if args.follow_up:
+        print()
+        print("\n".join(follow_up(runs, args.follow_up, log=lambda m: print(m, file=sys.stderr, flush=True))))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["latency", "detection", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "detection", "cost", "all"], default="all")
     parser.add_argument("--alerts", type=int, default=300, help="latency: alerts per database")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--seeds", type=int, default=3, help="detection: runs per estimator")
-    parser.add_argument("--steps", type=int, default=200, help="detection: training steps per run")
+    parser.add_argument("--steps", type=int, default=300, help="detection: training steps per run (the demo's)")
     parser.add_argument("--streams", default=None, help="detection: JSON file caching the trained streams")
+    parser.add_argument("--follow-up", type=int, default=500,
+                        help="detection: train healthy runs that raised a warning this long (0: skip)")
     args = parser.parse_args()
     if args.part in ("latency", "all"):
         run_latency(args)
+        print()
+    if args.part in ("cost", "all"):
+        run_cost(args)
         print()
     if args.part in ("detection", "all"):
         run_detection(args)

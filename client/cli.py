@@ -133,6 +133,31 @@ def dashboard(api_url, host, port, token, refresh) -> None:
                                     refresh_seconds=refresh)
 
 
+def _demo_extra():
+    try:
+        from fadewatch.demo import command
+    except ImportError as exc:  # torch and the server come with the demo extra
+        raise click.ClickException(
+            f"this command needs the demo extra ({exc.name} is missing): pip install 'fadewatch[demo]'"
+        ) from exc
+    return command
+
+
+@main.command()
+@click.option("--port", type=int, default=8700, show_default=True,
+              help="Port of the server: one already running there is used, else one is started.")
+@click.option("--dir", "data_dir", default=None, type=click.Path(file_okay=False),
+              help="Data directory for the SQLite database and the spools (default FADEWATCH_DIR or ~/.fadewatch).")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="RL steps per estimator.")
+@click.option("--estimators", default="psr,grpo,nsr,fade", show_default=True,
+              help="Comma-separated advantage estimators, one run each (see fadewatch.advantages).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the policy, the prompts and the sampling.")
+@click.option("--exit-when-done", is_flag=True, help="Exit after training instead of serving until Ctrl-C.")
+def demo(port, data_dir, steps, estimators, seed, exit_when_done) -> None:
+    """Train small RL policies on the CPU side by side and watch them live (the demo extra)."""
+    _demo_extra().run_command(port, data_dir, steps, estimators, seed, exit_when_done)
+
+
 from fadewatch.sync import sync_command  # noqa: E402 - client side, base install only
 
 main.add_command(sync_command)

@@ -18,7 +18,7 @@ from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.middleware import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
 from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
-from fadewatch.server.alerts.rules import load_rules_file
+from fadewatch.server.alerts.rulefile import load_rules_file
 from fadewatch.server.routes import alerts, channels, health, rules, runs, silences, steps
 from fadewatch.server.settings import ServerSettings, get_settings
 
@@ -85,7 +85,7 @@ def create_app(
         if settings.alert_delivery_enabled:
             from fadewatch.server.alerts.worker import DeliveryWorker
 
-            worker = DeliveryWorker(database, settings, clock=context.clock).start()
+            worker = DeliveryWorker(database, settings, clock=context.clock, metrics=app.state.metrics).start()
         app.state.delivery_worker = worker
         try:
             yield

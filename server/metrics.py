@@ -37,6 +37,12 @@ class ServerMetrics:
         self.batches = Counter(
             "fadewatch_batches_ingested", "Step batches accepted.", registry=self.registry
         )
+        self.alert_deliveries = Counter(
+            "fadewatch_alert_deliveries",
+            "Notification delivery attempts by channel kind and outcome (delivered, retry, failed).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -208,3 +208,28 @@ def test_openapi_documents_the_alerting_routes(server):
     assert "secret" not in schemas["ChannelOut"]["properties"]
     assert "secret" in schemas["ChannelIn"]["properties"]
     assert {"alerts", "total"} <= set(schemas["AlertList"]["properties"])
+
+
+def test_alerts_filter_and_page_latest_transition_first(api):
+    api.put("/projects/f/rules/loss_high", json={"metric": "loss", "condition": "> 5"})
+    r1, r2 = new_run(api, "f", "one"), new_run(api, "f", "two")
+    send_steps(api, r1, steps_of({"loss": [10.0]}))                                   # fires
+    send_steps(api, r2, steps_of({"loss": [10.0], "adv/mean": [float("nan")]}))      # two fire
+    send_steps(api, r1, steps_of({"loss": [1.0]}, start=1))                           # resolves
+    listed = api.get("/alerts", params={"project": "f"}).json()
+    assert listed["total"] == 3
+    assert [(a["run_name"], a["rule"], a["state"]) for a in listed["alerts"]] == [
+        ("one", "loss_high", "resolved"), ("two", "loss_high", "firing"), ("two", "nonfinite", "firing")]
+    two_firing = [a for a in listed["alerts"] if a["run_name"] == "two"]
+    assert {a["muted"] for a in two_firing} == {"inhibited", None}
+
+    def names(**params):
+        body = api.get("/alerts", params={"project": "f", **params}).json()
+        return body["total"], [(a["run_name"], a["rule"]) for a in body["alerts"]]
+
+    assert names(state="firing") == (2, [("two", "loss_high"), ("two", "nonfinite")])
+    assert names(state=["firing", "resolved"])[0] == 3
+    assert names(severity="critical") == (1, [("two", "nonfinite")])
+    assert names(rule="loss_high")[0] == 2 and names(run_id=r1) == (1, [("one", "loss_high")])
+    assert names(limit=1, offset=1) == (3, [("two", "loss_high")])
+    assert api.get("/alerts", params={"project": "nobody"}).json() == {"alerts": [], "total": 0}

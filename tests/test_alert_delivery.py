@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from tests.support.alerting import (add_webhook, documented_receiver, new_run, new_secret, send_steps,
                                     standard_webhooks_valid, steps_of)
+from tests.support.polling import wait_until
 from tests.support.receiver import Receiver
 
 
@@ -73,7 +75,7 @@ def test_webhook_gets_signed_firing_then_resolved_messages_in_order(alert_api):
         assert [a["outcome"] for a in note["log"]] == ["delivered"] and note["log"][0]["status_code"] == 200
 
 
-def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(alert_api):
+def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(alert_api, alert_server):
     script = [(500, {}), (429, {"Retry-After": "1"}), (503, {})]
     with Receiver(script=script) as rx:
         add_webhook(alert_api, "flaky", rx.url, new_secret())
@@ -100,6 +102,9 @@ def test_failing_then_rate_limiting_receiver_gets_everything_once_after_dedup(al
     assert first["attempts"] == 4 and first["status"] == "delivered"
     assert [(a["outcome"], a["status_code"]) for a in first["log"]] == [
         ("retry", 500), ("retry", 429), ("retry", 503), ("delivered", 200)]
+    metrics = httpx.get(f"{alert_server.url}/metrics").text
+    assert 'fadewatch_alert_deliveries_total{kind="webhook",outcome="retry"} 3.0' in metrics
+    assert 'fadewatch_alert_deliveries_total{kind="webhook",outcome="delivered"} 6.0' in metrics
 
 
 def test_receiver_rejection_is_not_retried_and_the_queue_moves_on(alert_api):
@@ -133,3 +138,40 @@ def test_slack_channel_gets_block_kit_with_fallback_text(alert_api):
     assert button["url"].endswith(f"/runs/{run}")
     text = str(body["blocks"])
     assert "loss_high" in text and "Sign axis" in text and "success-heavy" in text
+
+
+def test_messages_queued_for_a_disabled_or_deleted_channel_are_dropped(alert_api):
+    with Receiver(default=503) as down:
+        one = add_webhook(alert_api, "drop", down.url, new_secret(), name="one")
+        two = add_webhook(alert_api, "drop", down.url, new_secret(), name="two")
+        _loss_rule(alert_api, "drop")
+        run = new_run(alert_api, "drop", "r")
+        send_steps(alert_api, run, _stream([10, 10, 1]))  # firing + resolved, for each channel
+        wait_until(lambda: len(down.received) >= 4, what="both channels retrying")
+        assert alert_api.patch(f"/projects/drop/channels/{one['id']}", json={"enabled": False}).status_code == 200
+        assert alert_api.delete(f"/projects/drop/channels/{two['id']}").status_code == 204
+
+        def notes():
+            (alert,) = alert_api.get("/alerts", params={"run_id": run}).json()["alerts"]
+            events = alert_api.get(f"/alerts/{alert['id']}").json()["events"]
+            return [n for e in events for n in e["notifications"]]
+
+        wait_until(lambda: all(n["status"] == "failed" for n in notes()), what="queued messages dropped")
+        settled = len(down.received)
+        time.sleep(0.5)  # retries run every 0.05-0.2 s here: any would show up now
+        assert len(down.received) == settled
+    assert sorted(n["last_error"] for n in notes()) == ["channel deleted"] * 2 + ["channel disabled"] * 2
+
+
+def test_send_test_reports_how_the_receiver_answered(alert_api):
+    secret = new_secret()
+    with Receiver(script=[(200, {}), (500, {})]) as rx:
+        channel = add_webhook(alert_api, "probe", f"{rx.url}/in", secret)
+        ok = alert_api.post(f"/projects/probe/channels/{channel['id']}/test").json()
+        failing = alert_api.post(f"/projects/probe/channels/{channel['id']}/test").json()
+    assert ok["outcome"] == "delivered" and ok["status_code"] == 200 and ok["error"] is None
+    assert failing["outcome"] == "retry" and failing["status_code"] == 500 and "HTTP 500" in failing["error"]
+    first = rx.received[0]
+    assert first.id == ok["message_id"] and standard_webhooks_valid(secret, first.headers, first.body)
+    assert first.json["type"] == "alert.test" and "probe" in first.json["data"]["summary"]
+    assert alert_api.post("/projects/probe/channels/999/test").status_code == 404

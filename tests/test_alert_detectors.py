@@ -68,22 +68,44 @@ def test_entropy_collapse_floor_catches_low_entropy_from_the_start():
 
 # --- entropy early warning -----------------------------------------------------------------
 
-def test_early_warning_fires_on_persistently_positive_covariance():
-    cov = [0.05 + w for w in wobble(40, 0.01)]
-    transitions, t = replay("entropy_early_warning", {"entropy/cov_logp_adv": cov, "entropy/mean": [2.0] * 40})
-    # The 20-step window is full at step 19; three tripping steps later it fires.
-    assert transitions == [("firing", 21)]
+def test_early_warning_covariance_counts_once_entropy_nears_the_collapse_level():
+    # Covariance persistently positive throughout; entropy 2.0 (baseline), then at 1.2 from step 40:
+    # the covariance signal only counts below level + 0.5 x (baseline - level) = 0.6 + 0.7 = 1.3,
+    # judged on the mean of the last 10 entropies, below 1.3 from step 48.
+    n = 60
+    cov = [0.05 + w for w in wobble(n, 0.01)]
+    entropy = [2.0] * 40 + [1.2] * 20
+    spec = {"name": "cov", "detector": "entropy_early_warning", "params": {"trend_min_z": 1e9},
+            "for_steps": 3}
+    transitions, t = replay(spec, {"entropy/cov_logp_adv": cov, "entropy/mean": entropy})
+    assert transitions == [("firing", 50)]
     assert t.values["signals"] == ["covariance"] and t.values["cov_positive_frac"] == 1.0
+    assert t.values["cov_zone_below"] == pytest.approx(1.3)
+    # Without entropy there is no level to be near: the covariance alone decides.
+    transitions, _ = replay(spec, {"entropy/cov_logp_adv": cov})
+    assert transitions == [("firing", 21)]
 
 
 def test_early_warning_projects_the_step_where_the_entropy_trend_meets_the_collapse_level():
-    # Flat 2.0, then -0.01 per step from step 20: reaches the level 0.6 at step 160.
-    entropy = [2.0] * 20 + [2.0 - 0.01 * i + w for i, w in enumerate(wobble(120, 0.002))]
-    transitions, t = replay("entropy_early_warning", {"entropy/mean": entropy})
-    (kind, step), = transitions
-    assert kind == "firing" and step < 45, "well ahead of the collapse"
+    # Flat 2.0, then -0.01 per step from step 20: reaches the level 0.6 at step 160. The warning
+    # comes once that is within the horizon (the 50-step window), three tripping steps later.
+    entropy = [2.0] * 20 + [2.0 - 0.01 * i + w for i, w in enumerate(wobble(160, 0.002))]
+    transitions, t = replay("entropy_early_warning", {"entropy/mean": entropy[:113]})
+    assert transitions == [("firing", 112)]
     assert t.values["signals"] == ["trend"]
-    assert abs(t.values["projected_step"] - 160) <= 5
+    assert abs(t.values["projected_step"] - 160) <= 2
+    # An accelerating fall (crossing the level at step 188) is caught ahead of it too.
+    falling = [2.0] * 20 + [2.0 - 0.00005 * i * i + w for i, w in enumerate(wobble(200, 0.02))]
+    (kind, step), = replay("entropy_early_warning", {"entropy/mean": falling})[0]
+    assert kind == "firing" and 150 <= step <= 185
+
+
+@pytest.mark.parametrize("plateau, tau", [(1.0, 20), (1.0, 40), (1.2, 20), (1.2, 80)])
+def test_early_warning_stays_silent_on_a_fast_fall_that_levels_off(plateau, tau):
+    # As a run that sheds entropy early and then holds it (FADE toward its target): a line
+    # through the steep start would cross the level; the levelling-off reading does not.
+    entropy = [plateau + (2.0 - plateau) * math.exp(-i / tau) + w for i, w in enumerate(wobble(300, 0.05, seed=7))]
+    assert replay("entropy_early_warning", {"entropy/mean": entropy})[0] == []
 
 
 def test_early_warning_stays_silent_on_noise_and_a_flat_entropy():

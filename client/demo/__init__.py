@@ -5,6 +5,6 @@ Needs torch (the ``demo`` extra); ``import fadewatch`` never imports this packag
 
 from fadewatch.demo.policy import Policy, Rollout
 from fadewatch.demo.task import DigitSumTask
-from fadewatch.demo.trainer import DemoConfig, StepResult, train, warm_start
+from fadewatch.demo.trainer import DemoConfig, StepResult, Trainer, train, warm_start
 
-__all__ = ["DemoConfig", "DigitSumTask", "Policy", "Rollout", "StepResult", "train", "warm_start"]
+__all__ = ["DemoConfig", "DigitSumTask", "Policy", "Rollout", "StepResult", "Trainer", "train", "warm_start"]

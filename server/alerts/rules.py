@@ -1,4 +1,4 @@
-"""Alert rules: the model, the built-in defaults, YAML rule files, and compiled rules.
+"""Alert rules: the model, the built-in defaults, and compiled rules (the rule file: rulefile.py).
 
 A project's rules are the defaults, overridden by name by the rules of the server's rule
 file, overridden in turn by the rules set through the API. `enabled: false` switches a
@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 
 from fadewatch.server.alerts.detectors import DETECTORS, ThresholdParams
 from fadewatch.server.schemas import DisplayName, MetricName
@@ -27,13 +25,11 @@ __all__ = [
     "FileRule",
     "CompiledRule",
     "DEFAULT_RULES",
-    "RulesFileError",
-    "load_rules_file",
-    "parse_rules",
     "compile_rule",
     "effective_rules",
     "spec_hash",
     "RESERVED_LABELS",
+    "brief",
 ]
 
 Severity = Literal["warning", "critical"]
@@ -129,7 +125,7 @@ class RuleBody(_RuleFields):
         try:
             full = DETECTORS[self.detector].params.model_validate(self.params)
         except ValidationError as exc:
-            raise ValueError(f"params of {self.detector}: {_brief(exc)}") from None
+            raise ValueError(f"params of {self.detector}: {brief(exc)}") from None
         self.params = full.model_dump()
         return self
 
@@ -174,7 +170,7 @@ class RulePatch(BaseModel):
         try:
             return RuleSpec.model_validate(merged)
         except ValidationError as exc:
-            raise ValueError(_brief(exc)) from None
+            raise ValueError(brief(exc)) from None
 
 
 class FileRule(RuleSpec):
@@ -183,7 +179,7 @@ class FileRule(RuleSpec):
     projects: list[DisplayName] | None = None
 
 
-def _brief(exc: ValidationError) -> str:
+def brief(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors(include_url=False, include_context=False, include_input=False)[:5]:
         where = ".".join(str(x) for x in e["loc"])
@@ -208,7 +204,8 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
     _default("entropy_collapse", 5, 5, "critical",
              "mean token entropy below 0.3 x its early baseline (mean of the first 10 steps)"),
     _default("entropy_early_warning", 3, 10, "warning",
-             "Cov(log pi, A) persistently positive, or the entropy trend meets the collapse level within 200 steps"),
+             "Cov(log pi, A) persistently positive as entropy nears the collapse level, or the entropy trend "
+             "(a line through the last 50 steps) meets the collapse level within 50 steps"),
     _default("sign_imbalance", 10, 5, "warning",
              "abs(sign balance) > 0.5: success-heavy mass collapses entropy, failure-heavy mass the head geometry"),
     _default("heavy_tails", 10, 5, "warning",
@@ -218,46 +215,6 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
              "distinct completions below 0.5 x baseline, or pass@G - pass@1 below 0.3 x baseline"),
     _default("geometry_collapse", 3, 1, "warning", "rank-1 fraction of the head update above 0.95"),
 )
-
-
-class RulesFileError(ValueError):
-    """The rule file cannot be read or does not validate."""
-
-
-def parse_rules(data: Any, where: str = "rules") -> list[FileRule]:
-    """Rules from a YAML document: `{rules: [...]}` or a bare list."""
-    items = data.get("rules") if isinstance(data, dict) else data
-    if isinstance(data, dict) and set(data) - {"rules"}:
-        raise RulesFileError(f"{where}: unknown top-level keys {sorted(set(data) - {'rules'})}; expected `rules:`")
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise RulesFileError(f"{where}: `rules` must be a list of rules")
-    rules, seen = [], set()
-    for i, item in enumerate(items):
-        try:
-            rule = FileRule.model_validate(item)
-        except ValidationError as exc:
-            raise RulesFileError(f"{where}: rule {i + 1}: {_brief(exc)}") from None
-        key = (rule.name, tuple(rule.projects or ()))
-        if key in seen:
-            raise RulesFileError(f"{where}: rule {rule.name!r} appears twice for the same projects")
-        seen.add(key)
-        rules.append(rule)
-    return rules
-
-
-def load_rules_file(path: str | Path) -> list[FileRule]:
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RulesFileError(f"cannot read rule file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise RulesFileError(f"{path} is not valid YAML: {exc}") from None
-    return parse_rules(data, str(path))
 
 
 @dataclass(frozen=True, slots=True)

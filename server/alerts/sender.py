@@ -104,7 +104,9 @@ def send(
         r = client.post(pinned_url, content=payload, headers=headers, extensions=extensions,
                         timeout=settings.alert_delivery_timeout_s)
     except httpx.HTTPError as exc:
-        return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:500], took())
+        # The delivery log is readable with a read token; a Slack URL is a secret.
+        error = f"{type(exc).__name__}: {exc}".replace(pinned_url, "<url>").replace(url, "<url>")
+        return Outcome("retry", None, error[:500], took())
     code = r.status_code
     if 200 <= code < 300:
         return Outcome("delivered", code, None, took())

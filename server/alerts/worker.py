@@ -26,6 +26,7 @@ from fadewatch.server.alerts.engine import OUTBOX_FLAG
 from fadewatch.server.alerts.sender import Outcome, send
 from fadewatch.server.alerts.ssrf import Resolver
 from fadewatch.server.deps import Database
+from fadewatch.server.metrics import ServerMetrics
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import delivery as queue
 
@@ -44,8 +45,10 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         resolver: Resolver | None = None,
         concurrency: int = 4,
+        metrics: ServerMetrics | None = None,
     ):
         self.db, self.settings, self.clock, self.resolver = database, settings, clock, resolver
+        self.metrics = metrics
         self._own_client = client is None
         self.client = client or httpx.Client(follow_redirects=False, trust_env=False)
         self._stop = threading.Event()
@@ -84,13 +87,17 @@ class DeliveryWorker:
             self._wake.set()
 
     def _loop(self) -> None:
+        errors = 0
         while not self._stop.is_set():
             self._wake.clear()
             try:
                 handled, next_due = self.run_once()
-            except Exception:  # the database may be down; try again after a pause
-                log.exception("notification delivery pass failed")
-                handled, next_due = 0, None
+                errors = 0
+            except Exception:  # the database may be down: try again, less often while it lasts
+                errors += 1
+                log.exception("notification delivery pass failed (%d in a row)", errors)
+                self._stop.wait(min(self.settings.alert_delivery_poll_s * 2 ** min(errors, 10), 60.0))
+                continue
             if handled:
                 continue
             pause = self.settings.alert_delivery_poll_s
@@ -114,6 +121,8 @@ class DeliveryWorker:
         done = self.clock()
         with self.db.write_transaction() as session:
             for job, out in zip(jobs, outcomes):
+                if self.metrics is not None:
+                    self.metrics.alert_deliveries.labels(job.channel_kind, out.outcome).inc()
                 status = queue.record(session, job, out, done, self._next_attempt(job, out, done),
                                       self.settings.alert_delivery_max_age_s)
                 if status == "failed":

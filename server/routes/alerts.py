@@ -28,7 +28,7 @@ def list_alerts(
     limit: int = Query(default=200, ge=1, le=5000),
     offset: int = Query(default=0, ge=0),
 ) -> AlertList:
-    """Alerts, most recently changed first. An alert is one (run, rule, labels) fingerprint."""
+    """Alerts, latest transition first. An alert is one (run, rule, labels) fingerprint."""
     with db.transaction() as session:
         page, total = alerts.list_alerts(
             session, who, ctx.public_url, project=project, run_id=run_id, states=state,

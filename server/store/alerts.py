@@ -162,7 +162,7 @@ def list_alerts(
     run_id: int | None = None, states: list[str] | None = None, severity: str | None = None,
     rule: str | None = None, limit: int = 200, offset: int = 0,
 ) -> tuple[list[AlertOut], int]:
-    """A page of alerts, most recently changed first, and how many match in all."""
+    """A page of alerts, latest transition first, and how many match in all."""
     where = []
     if not who.is_open:
         if project is not None and project != who.project:
@@ -185,7 +185,10 @@ def list_alerts(
         .where(*where)
     )
     total = session.scalar(select(func.count()).select_from(joined.subquery()))
-    page = joined.order_by(AlertState.updated_at.desc(), AlertState.id.desc()).limit(limit).offset(offset)
+    # Latest transition first (fired or resolved; a first pending episode by its last evaluation):
+    # updated_at alone moves on every evaluated step of an active run.
+    changed = func.coalesce(AlertState.resolved_at, AlertState.fired_at, AlertState.updated_at)
+    page = joined.order_by(changed.desc(), AlertState.id.desc()).limit(limit).offset(offset)
     return [_alert_out(s, run_name, proj, public_url) for s, run_name, proj in session.execute(page)], total
 
 

@@ -60,9 +60,10 @@ def claim(session: Session, now: float, lease_until: float) -> tuple[list[Job], 
     next_due: float | None = None
     for row in _heads(session):
         if row.url is None or not row.enabled:
-            # Deleted or disabled since the notification was queued: its messages go nowhere.
+            # Deleted or disabled since its messages were queued: they go nowhere.
             reason = "channel deleted" if row.url is None else "channel disabled"
-            session.execute(update(_N).where(_N.id == row.id, _N.status == "pending")
+            same = _N.channel_id.is_(None) if row.channel_id is None else _N.channel_id == row.channel_id
+            session.execute(update(_N).where(same, _N.status == "pending")
                             .values(status="failed", last_error=reason, lease_until=None))
             continue
         due = max(row.next_attempt_at, row.lease_until or 0.0)
