@@ -26,6 +26,15 @@ from tests.test_packaging import _run_without
 QUICK = DemoConfig(warmup_steps=20)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """As in the demo: tiny tensors on a busy 2-core machine run far faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- the task ----------------------------------------------------------------------------
 
 def test_reward_is_one_exactly_when_the_digits_sum_to_the_target():
@@ -176,6 +185,15 @@ def test_demo_refuses_a_port_held_by_something_else(tmp_path):
              "--steps", "1", "--exit-when-done"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert f"http://127.0.0.1:{port}" in proc.stderr and "port" in proc.stderr
+
+
+def test_demo_is_a_command_of_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert "demo" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "demo", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    for option in ("--port", "--dir", "--steps", "--estimators", "--seed", "--exit-when-done"):
+        assert option in proc.stdout
 
 
 def test_demo_without_torch_says_what_to_install():

@@ -133,7 +133,15 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None] = print,
     and ``exit_when_done`` is off (the CLI waits for Ctrl-C there)."""
     opts.check()
     opts.data_dir = Path(opts.data_dir).expanduser()
+    threads = torch.get_num_threads()
     torch.set_num_threads(opts.threads)
+    try:
+        return _run(opts, echo, wait)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(opts: DemoOptions, echo: Callable[[str], None], wait: Callable[[], None] | None) -> DemoResult:
     url, server = _connect(opts, echo)
     token = fadewatch.get_settings().token
     lanes: list[_Lane] = []
@@ -160,7 +168,8 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None] = print,
         echo("")
         echo(format_table(figures))
         ids = ",".join(str(f.run_id) for f in figures if f.run_id is not None)
-        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}")
+        metrics = f"entropy/mean,sign/balance,diversity/distinct_frac,pass@1,pass@{opts.config.group_size},difficulty/peak"
+        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}&metrics={metrics}")
         if not delivered:
             echo("Some steps did not reach the server; they stay in the spool for `fadewatch sync`.")
         if server is not None and not opts.exit_when_done and wait is not None:
