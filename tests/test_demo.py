@@ -187,6 +187,30 @@ def test_demo_refuses_a_port_held_by_something_else(tmp_path):
     assert f"http://127.0.0.1:{port}" in proc.stderr and "port" in proc.stderr
 
 
+def test_demo_refuses_a_port_where_another_http_service_answers(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fadewatch.demo.serving import ServerUnavailable
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServerUnavailable, match="not a fadewatch server"):
+            run_demo(DemoOptions(port=other.server_address[1], data_dir=tmp_path, config=QUICK, progress=False))
+    finally:
+        other.shutdown()
+    assert not (tmp_path / "fadewatch.db").exists()
+
+
 def test_demo_is_a_command_of_the_cli():
     proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert "demo" in proc.stdout
