@@ -74,7 +74,7 @@ def test_trainer_is_deterministic_for_a_seed_and_samples_real_completions():
     assert torch.equal(sa.rewards, (sums == targets).float())
     assert torch.allclose(sa.advantages, advantages.grpo(sa.rewards, sa.group_ids))
     assert ((sa.logprobs <= 0) | ~sa.mask).all() and (sa.entropy[sa.mask] > 0).all()
-    assert len(sa.completions()[0]) == int(sa.mask[0].sum())
+    assert sa.completions[0] == "".join(map(str, sa.tokens[0, : int(sa.mask[0].sum())].tolist()))
 
 
 def test_fade_trainer_reports_its_schedule_and_the_update_moves_the_policy():

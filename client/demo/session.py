@@ -93,7 +93,8 @@ class _Lane:
         # The hook computes entropy, pass@k and the rest from the raw batch, as in any trainer.
         self.run.log(s.step, advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids,
                      entropy=s.entropy, mask=s.mask, logprobs=s.logprobs, completions=s.tokens,
-                     loss=s.loss, kl=s.kl, clip_fraction=s.scalars["clip_fraction"], lr=self.trainer.config.lr,
+                     loss=s.loss, kl=s.scalars["approx_kl"], clip_fraction=s.scalars["clip_fraction"],
+                     lr=self.trainer.config.lr,
                      **extra)
         self.trace.add(s.scalars)
         recent = self.trace.recent()
