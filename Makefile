@@ -41,6 +41,7 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/ingest.py
 	$(BENCH_VENV)/bin/python bench/client_overhead.py
+	$(BENCH_VENV)/bin/python bench/demo.py
 	$(BENCH_VENV)/bin/python bench/alerts.py
 
 clean:

@@ -26,6 +26,15 @@ from tests.test_packaging import _run_without
 QUICK = DemoConfig(warmup_steps=20)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """As in the demo: tiny tensors on a busy 2-core machine run far faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- the task ----------------------------------------------------------------------------
 
 def test_reward_is_one_exactly_when_the_digits_sum_to_the_target():
@@ -65,7 +74,7 @@ def test_trainer_is_deterministic_for_a_seed_and_samples_real_completions():
     assert torch.equal(sa.rewards, (sums == targets).float())
     assert torch.allclose(sa.advantages, advantages.grpo(sa.rewards, sa.group_ids))
     assert ((sa.logprobs <= 0) | ~sa.mask).all() and (sa.entropy[sa.mask] > 0).all()
-    assert len(sa.completions()[0]) == int(sa.mask[0].sum())
+    assert sa.completions[0] == "".join(map(str, sa.tokens[0, : int(sa.mask[0].sum())].tolist()))
 
 
 def test_fade_trainer_reports_its_schedule_and_the_update_moves_the_policy():
@@ -176,6 +185,39 @@ def test_demo_refuses_a_port_held_by_something_else(tmp_path):
              "--steps", "1", "--exit-when-done"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert f"http://127.0.0.1:{port}" in proc.stderr and "port" in proc.stderr
+
+
+def test_demo_refuses_a_port_where_another_http_service_answers(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fadewatch.demo.serving import ServerUnavailable
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ServerUnavailable, match="not a fadewatch server"):
+            run_demo(DemoOptions(port=other.server_address[1], data_dir=tmp_path, config=QUICK, progress=False))
+    finally:
+        other.shutdown()
+    assert not (tmp_path / "fadewatch.db").exists()
+
+
+def test_demo_is_a_command_of_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert "demo" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "fadewatch.cli", "demo", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    for option in ("--port", "--dir", "--steps", "--estimators", "--seed", "--exit-when-done"):
+        assert option in proc.stdout
 
 
 def test_demo_without_torch_says_what_to_install():

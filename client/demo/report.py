@@ -23,7 +23,7 @@ class Trace:
 
     def add(self, scalars: dict[str, float]) -> None:
         self.entropy.append(scalars["entropy"])
-        self.pass_at_1.append(scalars["pass_at_1"])
+        self.pass_at_1.append(scalars["success_rate"])
         self.pass_at_G.append(scalars["pass_at_G"])
 
     def recent(self, n: int = WINDOW) -> dict[str, float]:

@@ -93,7 +93,8 @@ class _Lane:
         # The hook computes entropy, pass@k and the rest from the raw batch, as in any trainer.
         self.run.log(s.step, advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids,
                      entropy=s.entropy, mask=s.mask, logprobs=s.logprobs, completions=s.tokens,
-                     loss=s.loss, kl=s.kl, clip_fraction=s.scalars["clip_fraction"], lr=self.trainer.config.lr,
+                     loss=s.loss, kl=s.scalars["approx_kl"], clip_fraction=s.scalars["clip_fraction"],
+                     lr=self.trainer.config.lr,
                      **extra)
         self.trace.add(s.scalars)
         recent = self.trace.recent()
@@ -133,7 +134,15 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None] = print,
     and ``exit_when_done`` is off (the CLI waits for Ctrl-C there)."""
     opts.check()
     opts.data_dir = Path(opts.data_dir).expanduser()
+    threads = torch.get_num_threads()
     torch.set_num_threads(opts.threads)
+    try:
+        return _run(opts, echo, wait)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(opts: DemoOptions, echo: Callable[[str], None], wait: Callable[[], None] | None) -> DemoResult:
     url, server = _connect(opts, echo)
     token = fadewatch.get_settings().token
     lanes: list[_Lane] = []
@@ -160,7 +169,8 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None] = print,
         echo("")
         echo(format_table(figures))
         ids = ",".join(str(f.run_id) for f in figures if f.run_id is not None)
-        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}")
+        metrics = f"entropy/mean,sign/balance,diversity/distinct_frac,pass@1,pass@{opts.config.group_size},difficulty/peak"
+        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}&metrics={metrics}")
         if not delivered:
             echo("Some steps did not reach the server; they stay in the spool for `fadewatch sync`.")
         if server is not None and not opts.exit_when_done and wait is not None:

@@ -71,16 +71,13 @@ class StepResult:
     logprobs: torch.Tensor  # [N, T] log-prob of each sampled token at sampling time
     mask: torch.Tensor  # bool [N, T]
     tokens: torch.Tensor  # long [N, T] the sampled digits (0 outside the mask)
+    completions: list[str]  # [N] the same digits as strings
     prompts: list[str]  # [N] the prompt each rollout answers
     loss: float
-    kl: float  # approximate KL(old || new) over the batch after the last inner update
-    scalars: dict[str, float]  # entropy, pass@1, pass@G, clip_fraction; fade/alpha, fade/delta, ...
+    # entropy, success_rate (pass@1), pass_at_G, clip_fraction, approx_kl (KL(old || new) after
+    # the last inner update); for fade also fade/alpha, fade/delta, fade/solve_rate_ema, fade/entropy_ema
+    scalars: dict[str, float]
     policy: Policy  # the live policy (read it, e.g. policy.head.weight; don't modify it)
-
-    def completions(self) -> list[str]:
-        """The completions as digit strings."""
-        lengths = self.mask.sum(dim=1).tolist()
-        return ["".join(map(str, row[:n])) for row, n in zip(self.tokens.tolist(), lengths)]
 
 
 def _new_policy(config: DemoConfig, seed: int) -> Policy:
@@ -163,13 +160,14 @@ class Trainer:
             adv = self._advantage(rewards, group_ids)
         loss, clip_frac, kl = self._update(prompt, roll, adv)
         solved = rewards.view(-1, config.group_size).amax(dim=1) > 0
-        scalars.update(entropy=mean_entropy, pass_at_1=float(rewards.mean()),
-                       pass_at_G=float(solved.float().mean()), clip_fraction=clip_frac)
+        scalars.update(entropy=mean_entropy, success_rate=float(rewards.mean()),
+                       pass_at_G=float(solved.float().mean()), clip_fraction=clip_frac, approx_kl=kl)
         result = StepResult(
             step=self.steps_done, estimator=self.estimator, advantages=adv, rewards=rewards,
             group_ids=group_ids, entropy=roll.entropy, logprobs=roll.logprobs, mask=roll.mask,
-            tokens=roll.tokens, prompts=[task.prompt_text(n, t) for n, t in zip(length.tolist(), target.tolist())],
-            loss=loss, kl=kl, scalars=scalars, policy=self.policy,
+            tokens=roll.tokens, completions=task.completion_texts(roll.tokens, length),
+            prompts=[task.prompt_text(n, t) for n, t in zip(length.tolist(), target.tolist())],
+            loss=loss, scalars=scalars, policy=self.policy,
         )
         self.steps_done += 1
         return result
