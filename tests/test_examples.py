@@ -1,4 +1,4 @@
-"""The scripts under examples/ run as shipped, and log what they say they log."""
+"""examples/trl_grpo.py runs as shipped and logs what it says it logs (the plain loop: test_example_loop.py)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,6 @@ def _run(script: str, tmp_path: Path, *args: str) -> list[dict]:
     for path in sorted((tmp_path / "spool").glob("*/*.jsonl")):
         records += [json.loads(line) for line in path.read_text().splitlines()]
     return records
-
-
-def test_custom_grpo_loop(tmp_path):
-    records = _run("custom_grpo_loop.py", tmp_path, "--steps", "5")
-    assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
-    for r in records:
-        assert {"sign/balance", "difficulty/solve_rate", "entropy/mean", "loss", "lr"} <= set(r["scalars"])
-        assert r["scalars"]["difficulty/n_groups"] == 16
-        assert {"advantages", "entropy"} <= set(r["histograms"])
 
 
 @pytest.mark.slow
