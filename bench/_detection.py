@@ -1,4 +1,4 @@
-"""Detection quality of alert rules on demo runs labelled collapsing or healthy.
+"""Detection quality of alert rules on demo runs labelled collapsing or healthy by their outcome.
 
 Streams come from the demo trainer (`fadewatch.demo.Trainer`, its default configuration)
 reduced by the hook's own statistics (`fadewatch.stats.compute`) from the arguments
@@ -8,9 +8,11 @@ ingested step; rlwatch's default detectors (`DetectorSuite` with its default con
 same steps, fed the scalars they take.
 
 Collapse step of a run: the first step where entropy/mean falls below 0.3 x its early
-baseline (mean of the first 10 steps), the collapse level of METRICS.md. Lead time of a rule
-on a collapsing run: collapse step - the step it first fired (positive = ahead of the
-collapse). A false alarm: a rule firing at all on a run labelled healthy.
+baseline (mean of the first 10 steps), the collapse level of METRICS.md. A run is labelled
+collapsing when it has a collapse step, healthy when it has none: by what happened, not by
+its estimator (the same estimator collapses on one seed and not on another). Lead time of
+a rule on a collapsing run: collapse step - the step it first fired (positive = ahead of
+the collapse). A false alarm: a rule firing at all on a healthy run.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import math
 import statistics
 from pathlib import Path
 
-__all__ = ["LABELS", "make_streams", "collapse_step", "fadewatch_firsts", "rlwatch_firsts", "table",
+__all__ = ["ESTIMATORS", "make_streams", "collapse_step", "fadewatch_firsts", "rlwatch_firsts", "table",
            "describe_runs", "follow_up"]
 
-LABELS = {"psr": "collapsing", "fade": "healthy", "grpo": "healthy"}
+ESTIMATORS = ("psr", "grpo", "nsr", "fade")  # the estimators `fadewatch demo` trains
 COLLAPSE_FRACTION, BASELINE_STEPS = 0.3, 10
+SIGN_DIRECTIONS = ("success-heavy", "failure-heavy")
 
 
 def _stream(estimator: str, steps: int, seed: int) -> list[dict]:
@@ -42,7 +45,7 @@ def _stream(estimator: str, steps: int, seed: int) -> list[dict]:
     for _ in range(steps):
         s = trainer.step()
         extra = {k: v for k, v in s.scalars.items() if k.startswith("fade/")}
-        extra.update(loss=s.loss, kl=s.kl, clip_fraction=s.scalars["clip_fraction"], lr=trainer.config.lr)
+        extra.update(loss=s.loss, kl=s.scalars["approx_kl"], clip_fraction=s.scalars["clip_fraction"], lr=trainer.config.lr)
         extra.update(head.maybe_measure(s.step) or {})  # tensors and a Ratio: the pipeline reads them
         st = compute(advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids, entropy=s.entropy,
                      mask=s.mask, logprobs=s.logprobs, completions=s.tokens, scalars=extra)
@@ -55,14 +58,15 @@ def make_streams(steps: int, seeds: int, cache: Path | None = None, log=print) -
     """[{estimator, seed, label, rows}], trained now or read back from `cache`."""
     if cache is not None and cache.exists():
         runs = json.loads(cache.read_text())
-        if runs and len(runs[0]["rows"]) == steps and len(runs) == seeds * len(LABELS):
+        if runs and len(runs[0]["rows"]) == steps and len(runs) == seeds * len(ESTIMATORS):
             return runs
     runs = []
-    for estimator, label in LABELS.items():
+    for estimator in ESTIMATORS:
         for seed in range(seeds):
             log(f"  training {estimator} seed {seed} ({steps} steps)")
-            runs.append({"estimator": estimator, "seed": seed, "label": label,
-                         "rows": _stream(estimator, steps, seed)})
+            rows = _stream(estimator, steps, seed)
+            label = "healthy" if collapse_step(rows) is None else "collapsing"
+            runs.append({"estimator": estimator, "seed": seed, "label": label, "rows": rows})
     if cache is not None:
         cache.write_text(json.dumps(runs))
     return runs
@@ -86,11 +90,18 @@ def fadewatch_firsts(rows: list[dict], rules=None) -> dict[str, int | None]:
     for spec in rules or DEFAULT_RULES:
         rule = compile_rule(spec, "bench")
         track = Track.for_rule(rule, "bench")
-        firsts[rule.name] = None
+        # The sign rule names the collapse it points to by its direction: only success-heavy
+        # mass predicts entropy collapse; failure-heavy mass points to the head's geometry.
+        names = ([f"{rule.name}, {d}" for d in SIGN_DIRECTIONS] if rule.name == "sign_imbalance"
+                 else [rule.name])
+        firsts.update(dict.fromkeys(names))
         for r in rows:
             if advance(rule, track, r["step"], r["scalars"], r["nonfinite"], 0.0) == "firing":
-                firsts[rule.name] = r["step"]
-                break
+                name = f"{rule.name}, {track.values['direction']}" if len(names) > 1 else rule.name
+                if firsts[name] is None:
+                    firsts[name] = r["step"]
+                if all(firsts[n] is not None for n in names):
+                    break
     return firsts
 
 
@@ -127,19 +138,14 @@ def _summary(runs: list[dict], firsts_of) -> dict[str, dict]:
         if firsts is None:
             return {}
         for name, first in firsts.items():
-            row = out.setdefault(name, {"leads": [], "collapsing": 0, "missed": 0, "healthy": {}, "false": {},
-                                        "crossing": []})
-            if run["label"] == "healthy" and run["collapse"] is not None and first is not None:
-                row["crossing"].append(run["collapse"] - first)
+            row = out.setdefault(name, {"leads": [], "collapsing": 0, "healthy": 0, "false": []})
             if run["label"] == "healthy":
-                est = run["estimator"]
-                row["healthy"][est] = row["healthy"].get(est, 0) + 1
-                row["false"][est] = row["false"].get(est, 0) + (first is not None)
-            elif run["collapse"] is not None:
+                row["healthy"] += 1
+                if first is not None:
+                    row["false"].append(f"{run['estimator']} seed {run['seed']} at {first}")
+            else:
                 row["collapsing"] += 1
-                if first is None:
-                    row["missed"] += 1
-                else:
+                if first is not None:
                     row["leads"].append(run["collapse"] - first)
     return out
 
@@ -147,18 +153,16 @@ def _summary(runs: list[dict], firsts_of) -> dict[str, dict]:
 def table(runs: list[dict]) -> list[str]:
     for run in runs:
         run["collapse"] = collapse_step(run["rows"])
-    healthy = [e for e, label in LABELS.items() if label == "healthy"]
     lines = ["| tool | rule | collapsing runs caught | lead time, steps (median; min..max) | "
-             f"false alarms on healthy runs ({', '.join(healthy)}) | lead on healthy-labelled runs that "
-             "cross the level anyway |", "|---|---|---|---|---|---|"]
+             "false alarms on healthy runs | where |", "|---|---|---|---|---|---|"]
     for tool, firsts_of in (("fadewatch", lambda r: fadewatch_firsts(r["rows"])),
                             ("rlwatch", lambda r: rlwatch_firsts(r["rows"]))):
         for name, row in _summary(runs, firsts_of).items():
             leads = row["leads"]
             lead = (f"{statistics.median(leads):+g} ({min(leads):+d}..{max(leads):+d})" if leads else "-")
-            false = ", ".join(f"{row['false'].get(e, 0)}/{row['healthy'].get(e, 0)}" for e in healthy)
-            crossing = ", ".join(f"{x:+d}" for x in row["crossing"]) or "-"
-            lines.append(f"| {tool} | {name} | {len(leads)}/{row['collapsing']} | {lead} | {false} | {crossing} |")
+            where = "; ".join(row["false"]) or "-"
+            lines.append(f"| {tool} | {name} | {len(leads)}/{row['collapsing']} | {lead} | "
+                         f"{len(row['false'])}/{row['healthy']} | {where} |")
     return lines
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _detection import describe_runs, follow_up, make_streams, table  # noqa: E402
+from _detection import ESTIMATORS, describe_runs, follow_up, make_streams, table  # noqa: E402
 from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SERVER_ENV = {"FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
@@ -172,7 +172,7 @@ def run_cost(args) -> None:
 
 
 def run_detection(args) -> None:
-    print(f"(b) detection on demo runs: {args.seeds} seeds x {len(('psr', 'fade', 'grpo'))} estimators, "
+    print(f"(b) detection on demo runs: {args.seeds} seeds x {len(ESTIMATORS)} estimators ({', '.join(ESTIMATORS)}), "
           f"{args.steps} steps", flush=True)
     runs = make_streams(args.steps, args.seeds, Path(args.streams) if args.streams else None,
                         log=lambda m: print(m, file=sys.stderr, flush=True))
