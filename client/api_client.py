@@ -143,8 +143,9 @@ class ApiClient:
             headers["Content-Encoding"] = "gzip"
         return self._request("POST", f"/runs/{run_id}/steps", content=body, headers=headers)
 
-    def patch_run(self, run_id: int, status: str) -> Reply:
-        return self._request("PATCH", f"/runs/{run_id}", json_body={"status": status})
+    def patch_run(self, run_id: int, status: str, error: str | None = None) -> Reply:
+        body = {"status": status} if error is None else {"status": status, "error": error}
+        return self._request("PATCH", f"/runs/{run_id}", json_body=body)
 
     def healthz(self) -> Reply:
         try:

@@ -23,7 +23,7 @@ _registry_lock = threading.Lock()
 _active: list[Run] = []
 _current: Run | None = None
 _hooks_installed = False
-_uncaught_exception = False
+_uncaught_exception: BaseException | None = None
 
 
 def init(project: str | None = None, name: str | None = None, config: Any = None, *,
@@ -61,10 +61,10 @@ def log(step: int, **kwargs: Any) -> None:
     run.log(step, **kwargs)
 
 
-def finish(timeout: float = 30.0, status: str = "finished") -> bool:
+def finish(timeout: float = 30.0, status: str = "finished", error: str | BaseException | None = None) -> bool:
     """Finish the current run; True when there is none."""
     run = _current
-    return True if run is None else run.finish(timeout=timeout, status=status)
+    return True if run is None else run.finish(timeout=timeout, status=status, error=error)
 
 
 def _forget(run: Run) -> None:
@@ -86,7 +86,7 @@ def _install_hooks() -> None:
 
     def excepthook(kind, value, tb):
         global _uncaught_exception
-        _uncaught_exception = True
+        _uncaught_exception = value
         previous(kind, value, tb)
 
     sys.excepthook = excepthook
@@ -95,9 +95,9 @@ def _install_hooks() -> None:
 
 def _finish_all_at_exit() -> None:
     deadline = time.monotonic() + EXIT_TIMEOUT
-    status = "failed" if _uncaught_exception else "finished"
+    status = "failed" if _uncaught_exception is not None else "finished"
     for run in list(_active):
         try:
-            run.finish(timeout=max(0.5, deadline - time.monotonic()), status=status)
+            run.finish(timeout=max(0.5, deadline - time.monotonic()), status=status, error=_uncaught_exception)
         except Exception as exc:  # noqa: BLE001 - exiting anyway
             logger.warning("fadewatch: could not finish run %s at exit: %r", run.name, exc)

@@ -25,6 +25,7 @@ from fadewatch.spool import Spool
 __all__ = ["Run", "STATUSES"]
 
 STATUSES = ("finished", "failed", "crashed")
+ERROR_CHARS = 2000  # the server keeps this much of a run's error
 
 
 def _check_step(step: object) -> int:
@@ -44,6 +45,17 @@ def _leaves(arrays: dict[str, Any], measured: dict[str, Any] | None):
             yield v[0]
     for v in (measured or {}).values():
         yield from (v if isinstance(v, tuple) else (v,))  # a Ratio holds two tensors
+
+
+def _describe_error(error: object) -> str | None:
+    """"Type: message" of an exception (or the text given), cut to what the server keeps."""
+    if error is None:
+        return None
+    if isinstance(error, BaseException):
+        error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if not isinstance(error, str):
+        raise UsageError(f"error must be an exception or a string, got {type(error).__name__}")
+    return error[:ERROR_CHARS]
 
 
 def _check_display_name(value: object, what: str) -> str:
@@ -235,36 +247,39 @@ class Run:
         self._sender.request_flush(lines)
         return self._sender.wait_acked(lines, deadline)
 
-    def finish(self, timeout: float = 30.0, status: str = "finished") -> bool:
+    def finish(self, timeout: float = 30.0, status: str = "finished",
+               error: str | BaseException | None = None) -> bool:
         """Flush, set the run's final status on the server, and stop the threads.
 
+        ``error``: what ended a failed or crashed run (an exception, or text), shown with it.
         True when every logged step was stored and the status set within ``timeout`` (none
         dropped or refused); what was not delivered stays in the spool for ``fadewatch sync``.
         Calling it again returns the first answer.
         """
         if status not in STATUSES:
             raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        error = _describe_error(error) if status != "finished" else None
         with self._lock:
             if self._state != "running":
                 return bool(self._result)
             self._state = "finishing"
             target = self._seq
         try:
-            self._result = self._finish(target, timeout, status)
+            self._result = self._finish(target, timeout, status, error)
         finally:
             self._state = "finished"
             if self.on_finished is not None:
                 self.on_finished(self)
         return self._result
 
-    def _finish(self, target: int, timeout: float, status: str) -> bool:
+    def _finish(self, target: int, timeout: float, status: str, error: str | None) -> bool:
         if self.mode == "disabled":
             return True
         deadline = time.monotonic() + timeout
         self._worker.stop()
         spooled = self._worker.wait_done(target, deadline, time.monotonic)
         spool = self._spool
-        spool.update_meta(status=status, finished=time.time())
+        spool.update_meta(status=status, error=error, finished=time.time())
         spool.sync()
         if self._sender is None:
             if spooled:

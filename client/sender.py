@@ -268,7 +268,7 @@ class Sender:
         while status and not self._abandon and not self.halted:
             if self.run_id is None and not self._create_run():
                 continue
-            reply = self.api.patch_run(self.run_id, status)
+            reply = self.api.patch_run(self.run_id, status, self.spool.meta.get("error"))
             if reply.kind == "ok":
                 self.spool.update_meta(status_sent=True)
                 return

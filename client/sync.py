@@ -142,10 +142,10 @@ def _upload(spool: Spool, api: ApiClient, result: SyncResult, timeout: float,
         else:
             raise _Gave(stop.error or f"HTTP {stop.status}")
     if status:
-        reply = _call(lambda: api.patch_run(run_id, status), backoff, deadline, sleep)
+        reply = _call(lambda: api.patch_run(run_id, status, spool.meta.get("error")), backoff, deadline, sleep)
         if reply.kind == "not_found":
             run_id = _create(api, spool, backoff, deadline, sleep)
-            reply = _call(lambda: api.patch_run(run_id, status), backoff, deadline, sleep)
+            reply = _call(lambda: api.patch_run(run_id, status, spool.meta.get("error")), backoff, deadline, sleep)
         if reply.kind != "ok":
             raise _Gave(f"could not set the status {status!r}: {reply.error}")
         spool.update_meta(status_sent=True)

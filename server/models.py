@@ -62,6 +62,8 @@ class Run(Base):
     last_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     summary: Mapped[dict | None] = mapped_column(JsonDoc, nullable=True)
     step_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What ended a failed or crashed run ("ValueError: ..."), as its trainer reported it.
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class Step(Base):

@@ -168,6 +168,10 @@ class RunPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: RunStatus
+    error: str | None = Field(
+        default=None, max_length=2000,
+        description="What ended a failed or crashed run, e.g. the exception's type and message.",
+    )
 
 
 class RunOut(BaseModel):
@@ -182,6 +186,7 @@ class RunOut(BaseModel):
     last_time: float | None
     step_count: int
     summary: dict[str, float | None] | None
+    error: str | None = None
 
 
 class RunList(BaseModel):

@@ -65,3 +65,16 @@ def test_config_with_nan_is_stored_as_null(api):
     r = api.post("/runs", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 201
     assert r.json()["config"] == {"a": None, "b": [1, None]}
+
+
+def test_a_failed_run_keeps_what_ended_it_until_it_resumes(api):
+    run = api.post("/runs", json={"project": "p", "name": "dies"}).json()
+    r = api.patch(f"/runs/{run['id']}", json={"status": "failed", "error": "ValueError: reward function raised"})
+    assert r.status_code == 200 and r.json()["error"] == "ValueError: reward function raised"
+    assert api.get(f"/runs/{run['id']}").json()["error"] == "ValueError: reward function raised"
+    assert api.patch(f"/runs/{run['id']}", json={"status": "failed", "error": "x" * 2001}).status_code == 422
+    resumed = api.post("/runs", json={"project": "p", "name": "dies"}).json()
+    assert resumed["status"] == "running" and resumed["error"] is None
+    # A run that ends well carries no error, whatever was sent with its status.
+    done = api.patch(f"/runs/{run['id']}", json={"status": "finished", "error": "ignored"}).json()
+    assert done["error"] is None

@@ -148,8 +148,10 @@ def test_runs_left_open_are_finished_at_exit(live_server, tmp_path):
         proc.wait(timeout=60)
     assert procs[0].returncode == 1 and "training blew up" in procs[0].stderr.read()
     assert procs[1].returncode == 0, procs[1].stderr.read()
-    _assert_exactly(live_server, "e2e", "crashing", range(20), status="failed")
-    _assert_exactly(live_server, "e2e", "ending", range(20), status="finished")
+    crashed = _assert_exactly(live_server, "e2e", "crashing", range(20), status="failed")
+    assert crashed["error"] == "RuntimeError: training blew up"
+    ended = _assert_exactly(live_server, "e2e", "ending", range(20), status="finished")
+    assert ended["error"] is None
     assert not list(Path(tmp_path / "dir").glob("spool/*"))
 
 

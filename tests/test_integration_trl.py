@@ -144,6 +144,7 @@ def test_failing_training_marks_the_run_failed(server, tmp_path):
     assert watcher.run.finished
     stored = Stored(server, "trl", "fails")
     assert stored.run["status"] == "failed"
+    assert stored.run["error"] == "ValueError: reward service went away"
     assert sorted(stored.series("adv/mean")) == [1, 2]  # the steps before the failure are kept
 
 

@@ -136,6 +136,7 @@ def test_v1_trainer_step_and_failure(server, server_url, verl_modules):
 
     stored = Stored(server, "verl", "v1")
     assert stored.run["status"] == "failed"
+    assert stored.run["error"] == "RuntimeError: rollout worker died"
     assert logger.logger["fadewatch"].failure == "RuntimeError: rollout worker died"
     assert stored.series("val-core/gsm8k/reward/mean@1") == {0: 0.25}
     _assert_step_stored(stored, 1, data.batch["advantages"], mask, reward, entropy)

@@ -251,4 +251,5 @@ class TrlWatcher:
             self.failure = f"{type(exc).__name__}: {exc}"
             logger.error("fadewatch: training of run %s/%s failed with %s; marking the run failed",
                          run.project, run.name, type(exc).__name__)
-        self._guarded("finishing the run", lambda: run.finish(timeout=self._finish_timeout, status=status))
+        self._guarded("finishing the run",
+                      lambda: run.finish(timeout=self._finish_timeout, status=status, error=exc))

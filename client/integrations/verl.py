@@ -97,7 +97,7 @@ class FadewatchBackend:
             logger.error("fadewatch: verl training of run %s/%s failed (%s); marking the run failed",
                          self.run.project, self.run.name, self.failure)
         try:
-            self.run.finish(status="failed" if self.failure else "finished")
+            self.run.finish(status="failed" if self.failure else "finished", error=self.failure)
         finally:
             if self in _backends:
                 _backends.remove(self)

@@ -55,6 +55,8 @@ def _meta(run: dict) -> list:
         html.Span([html.B(f"{run['step_count']:,}"), " steps stored"]),
         html.Span(["updated ", html.B(fmt_age(run.get("last_time")))]),
         html.Span(f"run #{run['id']}"),
+        *([html.Span(["ended by ", html.Code(run["error"], id="run-error")], title=run["error"])]
+          if run.get("error") else []),
     ]
 
 

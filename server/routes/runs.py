@@ -57,7 +57,7 @@ def get_run(run_id: int, db: DatabaseDep, who: PrincipalDep) -> RunOut:
 @router.patch("/{run_id}", response_model=RunOut)
 def patch_run(run_id: int, body: RunPatch, db: DatabaseDep, who: PrincipalDep) -> RunOut:
     with db.transaction() as session:
-        return runs.set_status(session, run_id, body.status, who)
+        return runs.set_status(session, run_id, body.status, who, body.error)
 
 
 @router.get("/{run_id}/keys", response_model=list[str])

@@ -62,7 +62,7 @@ def create_or_resume(session: Session, body: RunCreate, who: Principal) -> tuple
             run = _find_run(session, project.id, body.name)
             assert run is not None
     if not created:
-        run.status = "running"
+        run.status, run.error = "running", None
         if body.config is not None:
             run.config = body.config
         run.updated_at = utcnow()
@@ -110,9 +110,10 @@ def list_runs(
     return [to_out(run, project_name) for run, project_name in session.execute(query)]
 
 
-def set_status(session: Session, run_id: int, status: str, who: Principal) -> RunOut:
+def set_status(session: Session, run_id: int, status: str, who: Principal, error: str | None = None) -> RunOut:
     run = load_run(session, run_id, who, write=True)
     run.status = status
+    run.error = error if status in ("failed", "crashed") else None
     run.updated_at = utcnow()
     session.flush()
     return to_out(run, _project_name(session, run.project_id))
@@ -133,6 +134,7 @@ def to_out(run: Run, project_name: str) -> RunOut:
         updated_at=run.updated_at,
         last_step=run.last_step,
         last_time=run.last_time,
+        error=run.error,
         step_count=run.step_count or 0,
         summary=run.summary,
     )
