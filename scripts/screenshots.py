@@ -1,13 +1,13 @@
 """The dashboard screenshots in docs/images/, made from real small trainings.
 
 Starts `fadewatch server` on a free port with a scratch database, trains the bundled
-digit-sum task with three advantage estimators (GRPO, positive-only PSR and FADE) through
-the real hook, adds a longer synthetic GRPO-style run whose entropy collapses, lets the
+digit-sum task by running `fadewatch demo` against it (psr, grpo, nsr and fade through
+the real hook), adds a longer synthetic GRPO-style run whose entropy collapses, lets the
 alert engine raise what it raises (delivered to a local webhook receiver), then shoots
 each page in headless Chromium, in the dark and the light theme.
 
     .venv/bin/python scripts/screenshots.py            # writes docs/images/*.png
-    .venv/bin/python scripts/screenshots.py --steps 120 --out /tmp/shots
+    .venv/bin/python scripts/screenshots.py --long-steps 1000 --out shots/
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from streams import RunShape, records  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PROJECT = "digit-sum"
+PROJECT = "demo"  # the project `fadewatch demo` logs to
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -45,8 +45,7 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "FADEWATCH_DIR": str(data_dir), "FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "fadewatch.cli", "server", "--port", str(port),
                              "--log-level", "warning"], env=env)
@@ -62,28 +61,14 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not start")
 
 
-def train_demo_runs(url: str, steps: int) -> dict[str, int]:
-    import fadewatch
-    from fadewatch.demo import train
-
+def train_demo_runs(url: str, port: int, data_dir: Path) -> dict[str, int]:
+    """The default `fadewatch demo` (psr, grpo, nsr, fade), run against this server; ids by estimator."""
+    subprocess.run([sys.executable, "-m", "fadewatch.cli", "demo", "--port", str(port), "--dir", str(data_dir),
+                    "--exit-when-done"], check=True, env={**os.environ, "FADEWATCH_DIR": str(data_dir)})
     ids = {}
-    for estimator, name in (("grpo", "grpo-g8"), ("psr", "psr-positive-only"), ("fade", "fade-alpha3")):
-        run = fadewatch.init(project=PROJECT, name=name, url=url,
-                             config={"estimator": estimator, "group_size": 8, "prompts_per_step": 16, "lr": 2e-3})
-
-        def on_step(s, run=run):
-            if s.step == 0:
-                run.watch_head(s.policy.head, every=10)
-            run.log(s.step, advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids,
-                    entropy=s.entropy, mask=s.mask, logprobs=s.logprobs, completions=s.completions,
-                    loss=s.loss, clip_fraction=s.scalars["clip_fraction"], approx_kl=s.scalars["approx_kl"])
-
-        train(estimator, steps=steps, seed=0, on_step=on_step)
-        run.finish()
-        print(f"trained {name} for {steps} steps", flush=True)
     with httpx.Client(base_url=f"{url}/api/v1") as api:
         for r in api.get("/runs", params={"project": PROJECT}).json()["runs"]:
-            ids[r["name"]] = r["id"]
+            ids[r["name"].split("-seed", 1)[0]] = r["id"]
     return ids
 
 
@@ -110,7 +95,8 @@ def shoot(url: str, ids: dict[str, int], long_run: int, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
-    grpo, psr, fade = ids["grpo-g8"], ids["psr-positive-only"], ids["fade-alpha3"]
+    grpo, psr, nsr, fade = ids["grpo"], ids["psr"], ids["nsr"], ids["fade"]
+    demo_metrics = "entropy/mean,pass@1,sign/balance,diversity/distinct_frac"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         for theme in ("dark", "light"):
@@ -130,11 +116,18 @@ def shoot(url: str, ids: dict[str, int], long_run: int, out: Path) -> None:
             page.screenshot(path=out / f"run-{theme}.png", clip={"x": 0, "y": 0, "width": 1440, "height": 2200},
                             full_page=True)
 
-            page.goto(f"{url}/compare?runs={grpo},{psr},{fade}"
-                      "&metrics=entropy/mean,reward/mean,sign/balance,diversity/distinct_frac")
+            page.goto(f"{url}/compare?runs={psr},{grpo},{nsr},{fade}&metrics={demo_metrics}")
             page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4")
             page.wait_for_timeout(2000)
             page.screenshot(path=out / f"compare-{theme}.png", full_page=True)
+            if theme == "dark":  # docs/demo.md shows these two
+                page.screenshot(path=out / "demo-compare.png", full_page=True)
+                page.goto(f"{url}/runs/{psr}")
+                page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length > 15 && "
+                                       "!document.body.innerText.includes('loading')")
+                page.wait_for_timeout(2000)
+                page.screenshot(path=out / "demo-run.png", full_page=True,
+                                clip={"x": 0, "y": 0, "width": 1440, "height": 2200})
 
             page.goto(f"{url}/alerts?project=math-grpo")
             page.wait_for_selector("#alerts-table-el")
@@ -148,17 +141,17 @@ def shoot(url: str, ids: dict[str, int], long_run: int, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=200, help="training steps of each demo run")
     parser.add_argument("--long-steps", type=int, default=3000, help="steps of the synthetic run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp))
+        port = free_port()
+        proc, url = start_server(Path(tmp), port)
         try:
             add_channel(url, f"http://127.0.0.1:{sink.server_address[1]}/hook")
-            ids = train_demo_runs(url, args.steps)
+            ids = train_demo_runs(url, port, Path(tmp) / "demo")
             long_run = synthetic_run(url, args.long_steps)
             shoot(url, ids, long_run, args.out)
         finally:

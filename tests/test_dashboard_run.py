@@ -81,3 +81,13 @@ def test_csv_download_of_chosen_series_holds_every_step(api, dashboard_server):
     assert [int(row[0]) for row in rows[1:]] == list(range(25))
     assert float(rows[-1][1]) == pytest.approx(0.44) and float(rows[1][2]) == 1.0
     assert httpx.get(f"{dashboard_server.url}/export/runs/999999.csv").status_code == 404
+
+
+def test_a_failed_run_shows_what_ended_it(page, api, dashboard_server):
+    run_id = make_run(api, "failing-run")
+    post_steps(api, run_id, [step_record(s) for s in range(3)])
+    api.patch(f"/runs/{run_id}", json={"status": "failed", "error": "ValueError: <b>reward</b> service went away"})
+    page.goto(f"{dashboard_server.url}/runs/{run_id}")
+    page.wait_for_selector("#run-error")
+    assert page.inner_text("#run-error") == "ValueError: <b>reward</b> service went away"  # as text
+    assert "failed" in page.inner_text("#run-meta")
