@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from fadewatch.dashboard.api import ApiError, NotFoundError, Unauthorized, Unavailable
 
-__all__ = ["graph", "section", "empty_state", "error_state", "badge", "fmt_num", "fmt_age",
+__all__ = ["graph", "section", "empty_state", "error_state", "badge", "fmt_num", "fmt_signed", "fmt_age",
            "token_form", "GRAPH_CONFIG"]
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
@@ -81,6 +81,18 @@ def fmt_num(value, digits: int = 3) -> str:
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.{digits - 1}e}"
     return f"{v:.{digits}g}"
+
+
+def fmt_signed(value, decimals: int = 2) -> str:
+    """A value on a fixed scale around zero (sign balance in [-1, 1]): +0.00, not 2.4e-09."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(v):
+        return "–"
+    text = f"{v:+.{decimals}f}"
+    return text.replace("-", "+", 1) if float(text) == 0 else text
 
 
 def fmt_age(timestamp: float | None, now: float | None = None) -> str:

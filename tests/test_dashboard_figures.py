@@ -95,3 +95,10 @@ def test_silence_matchers_and_rule_fields_are_read_or_explained():
         rule_body("threshold", "", ">", None, None, 1, 0, "warning")
     with pytest.raises(ValueError, match="JSON object"):
         rule_body("no_signal", None, None, None, "[1]", 1, 0, "warning")
+
+
+def test_sign_balance_reads_on_its_fixed_scale():
+    from fadewatch.dashboard.ui import fmt_signed
+
+    assert [fmt_signed(v) for v in (2.4e-09, -1e-12, -0.079, 1.0, None, float("nan"))] == [
+        "+0.00", "+0.00", "-0.08", "+1.00", "–", "–"]

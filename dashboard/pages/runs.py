@@ -13,7 +13,7 @@ from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures import sparkline_svg
 from fadewatch.dashboard.theme import run_color
-from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num
+from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num, fmt_signed
 
 dash.register_page(__name__, path="/", name="Runs", title="fadewatch · runs", order=0)
 
@@ -77,7 +77,7 @@ def _row(run: dict, alerts: dict | None, sparks: dict) -> html.Tr:
         html.Td(fmt_age(run.get("last_time"))),
         html.Td(fmt_num(summary.get("reward/mean")), className="num"),
         html.Td(fmt_num(summary.get("entropy/mean")), className="num"),
-        html.Td(fmt_num(summary.get("sign/balance"), 2), className="num"),
+        html.Td(fmt_signed(summary.get("sign/balance")), className="num"),
         html.Td("–" if firing is None else (badge(str(firing), "firing") if firing else "0"), className="num"),
         *spark_cells,
     ], id={"type": "runs-row", "run": run["id"]})
