@@ -69,14 +69,17 @@ def badge(label: str, kind: str | None = None) -> html.Span:
     return html.Span(label, className=f"fw-badge {kind or label}")
 
 
-def fmt_num(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
+def _finite(value) -> float | None:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(v):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fmt_num(value, digits: int = 3) -> str:
+    v = _finite(value)
+    if v is None:
         return "–"
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.{digits - 1}e}"
@@ -85,11 +88,8 @@ def fmt_num(value, digits: int = 3) -> str:
 
 def fmt_signed(value, decimals: int = 2) -> str:
     """A value on a fixed scale around zero (sign balance in [-1, 1]): +0.00, not 2.4e-09."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(v):
+    v = _finite(value)
+    if v is None:
         return "–"
     text = f"{v:+.{decimals}f}"
     return text.replace("-", "+", 1) if float(text) == 0 else text
