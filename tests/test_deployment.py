@@ -86,6 +86,25 @@ def _final_stage(instructions):
 
 # --- compose: services, images, dependency order ---------------------------------------
 
+def _compose_errors(document: dict) -> list[str]:
+    """Violations of the Compose Specification's JSON schema (as vendored by check-jsonschema)."""
+    from importlib.resources import files
+
+    import jsonschema
+
+    schema = json.loads((files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_compose_file_follows_the_compose_specification():
+    assert _compose_errors(COMPOSE) == []
+    # The schema is strict enough to catch a misspelt dependency condition.
+    broken = {**COMPOSE, "services": {**SERVICES, "server": {
+        **SERVICES["server"], "depends_on": {"migrate": {"condition": "service_completed"}}}}}
+    assert _compose_errors(broken)
+
+
 def test_compose_has_the_four_services():
     assert set(SERVICES) == {"postgres", "migrate", "server", "dashboard"}
     assert SERVICES["postgres"]["image"] == "postgres:15"
