@@ -221,7 +221,7 @@ class Sender:
         self.notices.warning("unreachable", "fadewatch: cannot deliver to %s (%s); records are "
                              "spooled in %s and will be sent when it answers",
                              self.api.url, reply.error, self.spool.path)
-        self._pause(self.backoff.next_delay(reply.retry_after if reply.status == 429 else None))
+        self._pause(self.backoff.next_delay(reply.server_delay))
 
     def _halt(self, reply: Reply) -> None:
         self.halted = reply.error or "refused"

@@ -1,0 +1,181 @@
+"""The database goes away, turns read-only or fills up while runs are posting.
+
+While it cannot store, the server says so honestly (/readyz 503, ingest 503 or 507 with a
+Retry-After, never a 500), keeps what it stored, and takes everything once the database is
+back; the hooks keep training, keep their records and resend them on their own.
+"""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import event, text
+
+import fadewatch
+from tests.support.polling import wait_until
+from tests.support.servers import ThreadedServer
+from tests.support.trainers import Trainer, acknowledged, stored_once
+
+
+def _serve(make_settings, url: str, database=None) -> ThreadedServer:
+    """A real server on a free port, in this process (no second interpreter to import)."""
+    from fadewatch.server.app import create_app, prepare_database
+
+    settings = make_settings(database_url=url)
+    return ThreadedServer(create_app(settings, database or prepare_database(settings))).start()
+
+
+def _start_runs(url: str, project: str, count: int, spool_dir) -> list[Trainer]:
+    return [Trainer(fadewatch.init(project=project, name=f"run-{i}", url=url, dir=spool_dir,
+                                   batch_interval=0.05, batch_size=20)).start() for i in range(count)]
+
+
+def _refused_while_training(trainers: list[Trainer], extra: int = 20) -> list[int]:
+    """Training goes on while nothing is acknowledged; the acknowledged counts."""
+    acked = [acknowledged(t.run) for t in trainers]
+    for t in trainers:
+        t.wait_logged(t.logged + extra)
+    assert [acknowledged(t.run) for t in trainers] == acked
+    return acked
+
+
+def _finish_and_check(server, project: str, trainers: list[Trainer]) -> int:
+    """Stop training, finish every run, and check each logged step is stored exactly once."""
+    logged = [t.stop() for t in trainers]
+    assert all([t.run.finish(timeout=30) for t in trainers]), [t.run.health() for t in trainers]
+    for t, n in zip(trainers, logged):
+        assert stored_once(server.url, project, t.run.name) == list(range(n))
+        assert t.run.health()["sent"] == n and t.run.health()["dropped"] == 0
+    return sum(logged)
+
+
+def _server_errors(url: str) -> list[str]:
+    """Lines of /metrics counting 5xx answers other than 503 and 507."""
+    body = httpx.get(f"{url}/metrics", timeout=5).text
+    return [line for line in body.splitlines() if line.startswith("fadewatch_http_requests_total")
+            and 'status="5' in line and 'status="503"' not in line and 'status="507"' not in line
+            and not line.endswith(" 0.0")]
+
+
+class Probe:
+    """Posts one new step at a time to a run of its own, to see what ingest answers."""
+
+    def __init__(self, url: str, project: str):
+        self.api = httpx.Client(base_url=f"{url}/api/v1", timeout=10)
+        self.run_id = self.api.post("/runs", json={"project": project, "name": "probe"}).json()["id"]
+        self.step = 0
+
+    def post(self) -> httpx.Response:
+        self.step += 1
+        return self.api.post(f"/runs/{self.run_id}/steps", json={"records": [{"step": self.step, "scalars": {"x": 1.0}}]})
+
+    def refused(self, status: int, words: str) -> None:
+        r = self.post()
+        assert r.status_code == status and words in r.json()["detail"], (r.status_code, r.text)
+        assert float(r.headers["Retry-After"]) > 0
+
+
+def _ready(url: str) -> int:
+    return httpx.get(f"{url}/readyz", timeout=5).status_code
+
+
+def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings, tmp_path):
+    server = _serve(make_settings, private_postgres.database("faults_restart"))
+    probe = Probe(server.url, "faults-pg")
+    trainers = _start_runs(server.url, "faults-pg", 3, tmp_path / "hooks")
+    try:
+        wait_until(lambda: all(acknowledged(t.run) >= 20 for t in trainers), timeout=20, what="first deliveries")
+        private_postgres.stop()
+        wait_until(lambda: _ready(server.url) == 503, timeout=10, what="/readyz to report the database gone")
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200  # the process lives
+        probe.refused(503, "database unavailable")
+        acked = _refused_while_training(trainers)
+        assert all("503" in (t.run.health()["last_error"] or "") for t in trainers)
+
+        private_postgres.start()
+        wait_until(lambda: _ready(server.url) == 200, timeout=10, what="/readyz to report the database back")
+        wait_until(lambda: all(acknowledged(t.run) > n + 20 for t, n in zip(trainers, acked)), timeout=20,
+                   what="every run delivering again")
+
+        private_postgres.restart()  # pg_ctlcluster restart while the runs post
+        for t in trainers:
+            t.wait_logged(t.logged + 20)
+        total = _finish_and_check(server, "faults-pg", trainers)
+        assert total > 0 and _server_errors(server.url) == []
+    finally:
+        for t in trainers:
+            t.run.finish(timeout=1)
+        probe.api.close()
+        server.stop()
+
+
+def test_postgres_read_only_then_writable_again(private_postgres, make_settings, tmp_path):
+    name = "faults_read_only"
+    server = _serve(make_settings, private_postgres.database(name))
+    probe = Probe(server.url, "faults-ro")
+    trainers = _start_runs(server.url, "faults-ro", 2, tmp_path / "hooks")
+
+    def read_only(on: bool) -> None:
+        private_postgres.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}')
+        # The setting applies to new sessions: end the server's current ones.
+        private_postgres.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+
+    try:
+        wait_until(lambda: all(acknowledged(t.run) >= 20 for t in trainers), timeout=20, what="first deliveries")
+        before = stored_once(server.url, "faults-ro", "run-0", settled=False)
+        read_only(True)
+        wait_until(lambda: _ready(server.url) == 503, timeout=10, what="/readyz to report the database read-only")
+        probe.refused(503, "read-only")
+        _refused_while_training(trainers)
+        # Reads still work, and everything stored before is still there.
+        assert set(before) <= set(stored_once(server.url, "faults-ro", "run-0", settled=False))
+
+        read_only(False)
+        wait_until(lambda: _ready(server.url) == 200, timeout=10, what="/readyz ready again")
+        _finish_and_check(server, "faults-ro", trainers)
+        assert _server_errors(server.url) == []
+    finally:
+        for t in trainers:
+            t.run.finish(timeout=1)
+        probe.api.close()
+        server.stop()
+        private_postgres.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+
+
+def test_sqlite_full_then_room_again(make_settings, tmp_path):
+    """SQLite's max_page_count stands in for a full disk: the same SQLITE_FULL error, safely."""
+    from fadewatch.server.app import prepare_database
+
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    database = prepare_database(make_settings(database_url=url))
+    cap: dict[str, int | None] = {"pages": None}
+
+    @event.listens_for(database.engine, "checkout")
+    def _cap_pages(dbapi_connection, _record, _proxy) -> None:
+        if cap["pages"] is not None:
+            dbapi_connection.execute(f"PRAGMA max_page_count = {cap['pages']}")
+
+    with database.engine.connect() as conn:
+        unlimited = conn.execute(text("PRAGMA max_page_count")).scalar()
+    server = _serve(make_settings, url, database)
+    probe = Probe(server.url, "faults-full")
+    trainers = _start_runs(server.url, "faults-full", 2, tmp_path / "hooks")
+    try:
+        wait_until(lambda: all(acknowledged(t.run) >= 20 for t in trainers), timeout=20, what="first deliveries")
+        with database.engine.connect() as conn:
+            cap["pages"] = conn.execute(text("PRAGMA page_count")).scalar()  # not one page more
+        # Pages freed inside the file still take rows for a while: post until none is left.
+        wait_until(lambda: probe.post().status_code == 507, timeout=20, what="ingest to answer 507")
+        probe.refused(507, "database is full")
+        _refused_while_training(trainers)
+        assert all("507" in (t.run.health()["last_error"] or "") for t in trainers)
+        assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200  # reads are still served
+
+        cap["pages"] = unlimited
+        total = _finish_and_check(server, "faults-full", trainers)
+        assert total > 0 and _server_errors(server.url) == []
+    finally:
+        for t in trainers:
+            t.run.finish(timeout=1)
+        probe.api.close()
+        server.stop()
