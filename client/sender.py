@@ -219,8 +219,8 @@ class Sender:
             return
         self._failing = True
         self.notices.warning("unreachable", "fadewatch: cannot deliver to %s (%s); records are "
-                             "spooled in %s and will be sent when it answers",
-                             self.api.url, reply.error, self.spool.path)
+                             "kept in %s and will be sent when it answers",
+                             self.api.url, reply.error, self.spool.where)
         self._pause(self.backoff.next_delay(reply.server_delay))
 
     def _halt(self, reply: Reply) -> None:

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.support import polling
+from tests.support.polling import wait_until
 
 __all__ = ["Trainer", "acknowledged", "stored_once"]
 
@@ -41,7 +41,7 @@ class Trainer:
             self.error = exc
 
     def wait_logged(self, count: int, timeout: float = 20.0) -> None:
-        polling.wait_until(lambda: self.logged >= count or self.error, timeout=timeout,
+        wait_until(lambda: self.logged >= count or self.error, timeout=timeout,
                    what=f"{self.run.name} to log {count} steps (at {self.logged})")
         assert self.error is None, self.error
 
