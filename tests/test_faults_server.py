@@ -78,7 +78,7 @@ def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_pa
             print(f"\n8 runs, SIGKILL: acknowledged at the kill {sum(acked_at_kill)}, logged in all {sum(logged)}, "
                   f"stored {sum(logged)} (0 lost, 0 twice), server-side duplicates skipped "
                   f"{sum(t.run.health()['duplicates'] for t in trainers)}, server up again in {started_s:.1f}s, every "
-                  f"run delivering again {resumed_s:.1f}s after the restart began, slowest log() {max(t.slowest_log for t in trainers) * 1e3:.1f} ms")
+                  f"run delivering again {resumed_s - started_s:.1f}s later, slowest log() {max(t.slowest_log for t in trainers) * 1e3:.1f} ms")
         finally:
             for t in trainers:
                 t.stop() if t.error is None else None
