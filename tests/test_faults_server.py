@@ -16,6 +16,7 @@ from tests.support.servers import LiveServer
 from tests.support.trainers import Trainer, acknowledged, stored_once
 
 RUNS = 8
+START_S = 60  # a loaded 2-core machine can take 20 s to import and start the server
 PROJECT = "faults-kill"
 ALERT_ENV = {
     "FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true",
@@ -27,7 +28,7 @@ ALERT_ENV = {
 
 def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_path):
     db = private_postgres.database("faults_kill")
-    server = LiveServer(tmp_path / "srv", db_url=db, env=ALERT_ENV).start()
+    server = LiveServer(tmp_path / "srv", db_url=db, env=ALERT_ENV).start(timeout=START_S)
     trainers: list[Trainer] = []
     with Receiver() as rx:
         try:
@@ -51,11 +52,11 @@ def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_pa
             assert [acknowledged(t.run) for t in trainers] == acked_at_kill
 
             restarted = time.monotonic()
-            server.start()
+            server.start(timeout=START_S)
             started_s = time.monotonic() - restarted
             # The hooks resume on their own: each delivers past what it had logged at the kill.
             wait_until(lambda: all(acknowledged(t.run) > n for t, n in zip(trainers, logged_at_kill)),
-                       timeout=30, what="every run delivering again after the restart")
+                       timeout=START_S, what="every run delivering again after the restart")
             resumed_s = time.monotonic() - restarted
             for t, acked in zip(trainers, acked_at_kill):
                 assert set(range(acked)) <= set(stored_once(server.url, PROJECT, t.run.name, settled=False))
