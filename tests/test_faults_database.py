@@ -8,21 +8,27 @@ back; the hooks keep training, keep their records and resend them on their own.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from sqlalchemy import event, text
 
 import fadewatch
+from tests.support.alerting import add_webhook, new_secret
 from tests.support.polling import wait_until
+from tests.support.receiver import Receiver
 from tests.support.servers import ThreadedServer
 from tests.support.trainers import Trainer, acknowledged, stored_once
 
 
 def _serve(make_settings, url: str, database=None) -> ThreadedServer:
-    """A real server on a free port, in this process (no second interpreter to import)."""
+    """A real server on a free port, in this process (no second interpreter to import), whose
+    alert worker may post to a loopback receiver and retries within a fraction of a second."""
     from fadewatch.server.app import create_app, prepare_database
 
-    settings = make_settings(database_url=url)
+    settings = make_settings(database_url=url, alert_allow_loopback_targets=True, alert_delivery_poll_s=0.05,
+                             alert_delivery_backoff_base_s=0.05, alert_delivery_backoff_max_s=0.2)
     return ThreadedServer(create_app(settings, database or prepare_database(settings))).start()
 
 
@@ -88,9 +94,19 @@ def _ready(url: str) -> int:
     return httpx.get(f"{url}/readyz", timeout=5).status_code
 
 
-def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings, tmp_path):
+@pytest.fixture
+def rx() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port."""
+    with Receiver() as receiver:
+        yield receiver
+
+
+def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings, rx, tmp_path):
     server = _serve(make_settings, private_postgres.database("faults_restart"))
     probe = Probe(server.url, "faults-pg")
+    add_webhook(probe.api, "faults-pg", rx.url, new_secret())
+    r = probe.api.put("/projects/faults-pg/rules/loss_spike", json={"metric": "loss", "condition": "> 100"})
+    assert r.status_code in (200, 201), r.text
     trainers = _start_runs(server.url, "faults-pg", 3, tmp_path / "hooks")
     try:
         wait_until(lambda: all(acknowledged(t.run) >= 20 for t in trainers), timeout=20, what="first deliveries")
@@ -113,6 +129,10 @@ def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings
         private_postgres.restart()  # pg_ctlcluster restart while the runs post
         restart_resumed_s = _resumed(trainers, acked)
         failed = sum(t.run.health()["failed_batches"] for t in trainers) - failed_before
+        # The alert worker outlived both outages: a rule firing now is still delivered.
+        trainers[0].loss = 1000.0
+        (message,) = rx.wait_for(1, timeout=20)
+        assert message.json["type"] == "alert.firing" and message.json["data"]["alert"]["rule"] == "loss_spike"
         total = _finish_and_check(server, "faults-pg", trainers)
         assert total > 0 and _server_errors(server.url) == []
         print(f"\nPostgreSQL stopped for {down_s:.1f}s: runs delivering again {resumed_s:.1f}s after it was "
