@@ -141,6 +141,7 @@ def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings
               f"after the restart returned; {total} steps logged, {total} stored once, 0 lost")
     finally:
         for t in trainers:
+            t.halt()
             t.run.finish(timeout=1)
         probe.api.close()
         server.stop()
@@ -178,6 +179,7 @@ def test_postgres_read_only_then_writable_again(private_postgres, make_settings,
               f"{total} steps logged, {total} stored once, 0 lost")
     finally:
         for t in trainers:
+            t.halt()
             t.run.finish(timeout=1)
         probe.api.close()
         server.stop()
@@ -222,6 +224,7 @@ def test_sqlite_full_then_room_again(make_settings, tmp_path):
               f"{total} steps logged, {total} stored once, 0 lost")
     finally:
         for t in trainers:
+            t.halt()
             t.run.finish(timeout=1)
         probe.api.close()
         server.stop()

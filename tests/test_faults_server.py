@@ -76,12 +76,16 @@ def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_pa
                 # after the restart: the server skips its steps as duplicates.
                 assert health["sent"] == n and health["dropped"] == 0, health
                 assert t.slowest_log < 0.5, f"log() took {t.slowest_log:.3f}s: the training was held up"
+            # The same, counted in the database itself.
+            ((rows, distinct),) = private_postgres.execute(
+                "SELECT count(*), count(DISTINCT (run_id, step)) FROM steps", database="faults_kill")
+            assert rows == distinct == sum(logged)
             print(f"\n8 runs, SIGKILL: acknowledged at the kill {sum(acked_at_kill)}, logged in all {sum(logged)}, "
                   f"stored {sum(logged)} (0 lost, 0 twice), server-side duplicates skipped "
                   f"{sum(t.run.health()['duplicates'] for t in trainers)}, server up again in {started_s:.1f}s, every "
                   f"run delivering again {resumed_s - started_s:.1f}s later, slowest log() {max(t.slowest_log for t in trainers) * 1e3:.1f} ms")
         finally:
             for t in trainers:
-                t.stop() if t.error is None else None
+                t.halt()
                 t.run.finish(timeout=1)
             server.stop()

@@ -45,10 +45,14 @@ class Trainer:
                    what=f"{self.run.name} to log {count} steps (at {self.logged})")
         assert self.error is None, self.error
 
-    def stop(self) -> int:
-        """Stop training; the number of steps logged (0 .. n-1)."""
+    def halt(self) -> None:
+        """Stop training without checking anything (cleanup after a failure)."""
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def stop(self) -> int:
+        """Stop training; the number of steps logged (0 .. n-1)."""
+        self.halt()
         assert not self._thread.is_alive(), f"{self.run.name}: log() blocked"
         assert self.error is None, f"{self.run.name}: log() raised {self.error!r}"
         return self.logged
