@@ -39,7 +39,7 @@ def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_pa
             for i in range(RUNS):
                 run = fadewatch.init(project=PROJECT, name=f"run-{i}", url=server.url, dir=tmp_path / "hooks",
                                      batch_interval=0.05, batch_size=20)
-                trainers.append(Trainer(run).start())
+                trainers.append(Trainer(run, pace=0.02).start())
             # Ingest in full flow: every run has had steps stored, and keeps posting.
             wait_until(lambda: all(acknowledged(t.run) >= 30 for t in trainers), timeout=30,
                        what="30 acknowledged steps per run")
