@@ -19,6 +19,10 @@ __all__ = ["ApiClient", "Reply"]
 
 API = "/api/v1"
 RETRIABLE = {408, 425, 429}
+# Answers whose Retry-After the hook obeys: rate limited, database away or read-only (503),
+# database full (507). A long outage then costs one small request per Retry-After, instead
+# of backing off to the cap and resuming up to a cap's length after the server recovers.
+HONOURS_RETRY_AFTER = {429, 503, 507}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +33,11 @@ class Reply:
     body: Any = None
     error: str | None = None
     retry_after: float | None = None
+
+    @property
+    def server_delay(self) -> float | None:
+        """The wait the server asked for, if this is an answer that may ask for one."""
+        return self.retry_after if self.status in HONOURS_RETRY_AFTER else None
 
     @property
     def kind(self) -> str:

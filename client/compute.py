@@ -117,6 +117,9 @@ class Worker:
         else:
             self.counters.add(dropped=1)
             self.counters.error("the in-memory spool is full (the disk refused writes)")
+            self.notices.warning("memory-full", "fadewatch: the spool folder cannot be written and the records "
+                                 "kept in memory reached their limit: step %s dropped (%d dropped so far)",
+                                 job.step, self.counters.snapshot()["dropped"])
 
     def _record(self, job: Job) -> dict[str, Any]:
         record: dict[str, Any] = {"step": job.step, "time": job.time, "scalars": {},

@@ -295,13 +295,21 @@ class Run:
         delivered = spooled and stopped and sender.delivered_everything and bool(spool.meta.get("status_sent"))
         lost = self._counters.snapshot()
         done = delivered and not lost["rejected"] and not lost["dropped"]
+        if lost["dropped"]:
+            logger.warning("fadewatch: run %s/%s dropped %d of %d logged step(s) (a full queue, failed "
+                           "statistics, or a spool that could not be written: see the warnings above)",
+                           self.project, self.name, lost["dropped"], lost["logged"])
         if delivered and not spool.rejected_count:
             spool.remove()
         else:
             if spooled:
                 spool.close()
             left = spool.lines_written - sender.acked_count
-            if left or not delivered:
+            if (left or not delivered) and spool.in_memory:
+                logger.warning("fadewatch: run %s/%s finished with %d record(s) not delivered; they were "
+                               "held in memory only (the spool folder %s could not be written) and are lost "
+                               "when this process ends", self.project, self.name, left, spool.path)
+            elif left or not delivered:
                 logger.warning("fadewatch: run %s/%s finished with %d record(s) not delivered; they are "
                                "kept in %s and `fadewatch sync` uploads them", self.project, self.name,
                                left, spool.path)

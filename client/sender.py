@@ -219,9 +219,9 @@ class Sender:
             return
         self._failing = True
         self.notices.warning("unreachable", "fadewatch: cannot deliver to %s (%s); records are "
-                             "spooled in %s and will be sent when it answers",
-                             self.api.url, reply.error, self.spool.path)
-        self._pause(self.backoff.next_delay(reply.retry_after if reply.status == 429 else None))
+                             "kept in %s and will be sent when it answers",
+                             self.api.url, reply.error, self.spool.where)
+        self._pause(self.backoff.next_delay(reply.server_delay))
 
     def _halt(self, reply: Reply) -> None:
         self.halted = reply.error or "refused"

@@ -112,6 +112,18 @@ class Spool:
             numbers = []
         return min(numbers, default=0)
 
+    @property
+    def in_memory(self) -> bool:
+        """The disk refused writes: new records live in this process only."""
+        return self._memory_only
+
+    @property
+    def where(self) -> str:
+        """Where undelivered records are, for messages."""
+        if self._memory_only:
+            return f"memory (the spool folder {self.path} could not be written; they are lost if this process ends)"
+        return str(self.path)
+
     # ---- writing -------------------------------------------------------------------
 
     def _open_segment(self, number: int) -> None:

@@ -69,7 +69,7 @@ def _call(fn: Callable[[], Reply], backoff: Backoff, deadline: float, sleep: Cal
         reply = fn()
         if reply.kind != "retry":
             return reply
-        delay = backoff.next_delay(reply.retry_after if reply.status == 429 else None)
+        delay = backoff.next_delay(reply.server_delay)
         if time.monotonic() + delay > deadline:
             raise _Gave(f"server unavailable: {reply.error}")
         sleep(delay)
@@ -135,7 +135,7 @@ def _upload(spool: Spool, api: ApiClient, result: SyncResult, timeout: float,
         elif stop.kind == "not_found":
             run_id = _create(api, spool, backoff, deadline, sleep)
         elif stop.kind == "retry":
-            delay = backoff.next_delay(stop.retry_after if stop.status == 429 else None)
+            delay = backoff.next_delay(stop.server_delay)
             if time.monotonic() + delay > deadline:
                 raise _Gave(f"server unavailable: {stop.error}")
             sleep(delay)

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.support.browser import browser, dashboard_server, page  # noqa: F401 (fixtures)
+from tests.support.pg_cluster import PrivateCluster
 from tests.support.servers import LiveServer, ThreadedServer
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -60,6 +61,25 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivateCluster]:
+    """A PostgreSQL cluster of this test session alone, which fault tests stop and restart."""
+    missing = PrivateCluster.available()
+    if missing:
+        pytest.fail(f"the fault tests need the PostgreSQL cluster tools ({missing})")
+    cluster = PrivateCluster()
+    try:
+        cluster.create()
+    except Exception as exc:
+        try:
+            cluster.drop()
+        except Exception:  # noqa: BLE001 - report the first failure, not this one
+            pass
+        pytest.fail(f"could not create a private PostgreSQL cluster: {exc}")
+    yield cluster
+    cluster.drop()
 
 
 def _truncate(url: str) -> None:

@@ -73,10 +73,11 @@ def test_backoff_doubles_with_jitter_up_to_the_cap(start_run, fake_server):
     assert health["failed_batches"] == failures and health["sent"] == 1 and health["replayed"] == 1
 
 
-def test_429_retry_after_is_honoured(start_run, fake_server):
+@pytest.mark.parametrize("status", [429, 503, 507])
+def test_retry_after_is_honoured(start_run, fake_server, status):
     def limited(request, body):
         if request.url.path.endswith("/steps") and len(fake_server.posts()) == 1:
-            return httpx.Response(429, headers={"Retry-After": "7"}, json={"detail": "slow down"})
+            return httpx.Response(status, headers={"Retry-After": "7"}, json={"detail": "slow down"})
         return None
 
     fake_server.respond = limited

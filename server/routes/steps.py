@@ -25,7 +25,9 @@ BATCH_BODY = {
     "/steps",
     response_model=IngestResult,
     openapi_extra=BATCH_BODY,
-    responses={413: {"description": "batch over a size limit"}, 422: {"description": "invalid batch"}},
+    responses={413: {"description": "batch over a size limit"}, 422: {"description": "invalid batch"},
+               503: {"description": "database unreachable or read-only; nothing stored, retry after Retry-After"},
+               507: {"description": "database full; nothing stored, retry after Retry-After"}},
 )
 async def ingest_steps(
     run_id: int,
