@@ -9,7 +9,6 @@ change anything.
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from fadewatch.server.db import make_engine, make_session_factory, session_scope
 from fadewatch.server.store import tokens
