@@ -10,6 +10,7 @@ import sys
 import threading
 
 import httpx
+import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.alerting import new_run, new_secret, send_steps, steps_of
@@ -65,12 +66,13 @@ class TcpProxy:
         self.listener.close()
 
 
-def test_database_password_stays_out_of_answers_logs_and_cli_errors(postgres_url, make_settings, caplog):
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a fresh (emptied) PostgreSQL database
+def test_database_password_stays_out_of_answers_logs_and_cli_errors(db_url, make_settings, caplog):
     from fadewatch.server.app import create_app, prepare_database
 
     caplog.set_level(logging.DEBUG, logger="fadewatch")
     caplog.set_level(logging.INFO, logger="uvicorn")
-    real = make_url(postgres_url)
+    real = make_url(db_url)
     proxy = TcpProxy((real.host, real.port or 5432))
     url = real.set(password=DB_PASSWORD, port=proxy.port).render_as_string(hide_password=False)
     settings = make_settings(database_url=url)
