@@ -17,6 +17,8 @@ from fadewatch.server.errors import install_error_handlers
 from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.middleware import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
+from fadewatch.server.ratelimit import rate_limiter_for
+from fadewatch.server.security_headers import SecurityHeadersMiddleware
 from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
 from fadewatch.server.alerts.rulefile import load_rules_file
 from fadewatch.server.routes import alerts, channels, health, rules, runs, silences, steps
@@ -107,6 +109,7 @@ def create_app(
     app.state.database = database
     app.state.metrics = ServerMetrics()
     app.state.auth_mode = auth_mode_for(settings)
+    app.state.rate_limiter = rate_limiter_for(settings)
     app.state.alert_context = context
     app.state.delivery_worker = None
 
@@ -126,5 +129,6 @@ def create_app(
     mount_dashboard(app, refresh_seconds=settings.dashboard_refresh_s)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=(app.docs_url, app.swagger_ui_oauth2_redirect_url))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from fadewatch.server.db import is_sqlite, make_engine, make_session_factory, session_scope
 from fadewatch.server.migrate import SchemaOutOfDate, current_revision, head_revision, upgrade
@@ -41,6 +42,8 @@ def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file
         database = prepare_database(settings)
     except SchemaOutOfDate as exc:
         raise click.ClickException(str(exc)) from exc
+    except OperationalError as exc:
+        raise _unreachable(settings.resolved_database_url(), exc) from None
     with session_scope(database.factory) as session:
         has_tokens = tokens.any_active(session)
     loopback = is_loopback_host(settings.host)
@@ -57,6 +60,12 @@ def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file
         click.echo(f"alert rules: {len(context.file_rules)} from {settings.alert_rules_file}")
     app = create_app(settings, database, context=context)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _unreachable(url: str, exc: OperationalError) -> click.ClickException:
+    """One clear line, with the URL's password masked (the driver's own message has none)."""
+    reason = " ".join(str(exc.orig).split())
+    return click.ClickException(f"cannot reach the database at {_safe(url)}: {reason}")
 
 
 def _safe(url: str) -> str:
@@ -79,10 +88,13 @@ def _session_for(db_url: str | None):
     settings = _settings_for(db_url)
     url = settings.resolved_database_url()
     engine = make_engine(url)
-    if is_sqlite(url):
-        upgrade(engine)
-    elif current_revision(engine) != head_revision():
-        raise click.ClickException("database schema is not current: run `fadewatch db upgrade --db URL` first")
+    try:
+        if is_sqlite(url):
+            upgrade(engine)
+        elif current_revision(engine) != head_revision():
+            raise click.ClickException("database schema is not current: run `fadewatch db upgrade --db URL` first")
+    except OperationalError as exc:
+        raise _unreachable(url, exc) from None
     return session_scope(make_session_factory(engine))
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fadewatch.server.alerts.engine import AlertContext
-from fadewatch.server.auth import OPEN, Principal
+from fadewatch.server.auth import OPEN, Principal, hash_token
 from fadewatch.server.db import session_scope
 from fadewatch.server.metrics import ServerMetrics
 from fadewatch.server.schemas import DisplayName
@@ -102,13 +102,32 @@ ProjectName = Annotated[DisplayName, Path(description="the project's name")]
 AlertContextDep = Annotated[AlertContext, Depends(get_alert_context)]
 
 
+def _limit_rate(request: Request, key: str) -> None:
+    """429 with Retry-After once `key` is past its rate (fadewatch.server.ratelimit)."""
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    wait = limiter.acquire(key) if limiter is not None else None
+    if wait is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"rate limit: {limiter.rate:g} requests a second, bursts of {limiter.burst:g}; "
+            f"retry in {wait:.1f} s",
+            headers={"Retry-After": limiter.retry_after(wait)},
+        )
+
+
+def _client_address(request: Request) -> str:
+    return "address:" + (request.client.host if request.client else "unknown")
+
+
 def get_principal(request: Request, db: DatabaseDep) -> Principal:
     mode: AuthMode = request.app.state.auth_mode
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if mode.is_open(db):
+        _limit_rate(request, _client_address(request))
         return OPEN
     if scheme.lower() != "bearer" or not secret.strip():
+        _limit_rate(request, _client_address(request))
         raise HTTPException(
             status_code=401,
             detail="this server needs a token: send `Authorization: Bearer <token>` "
@@ -118,11 +137,14 @@ def get_principal(request: Request, db: DatabaseDep) -> Principal:
     with db.transaction() as session:
         principal = tokens.authenticate(session, secret.strip())
     if principal is None:
+        # Guessing tokens is charged to the guesser's address.
+        _limit_rate(request, _client_address(request))
         raise HTTPException(
             status_code=401,
             detail="unknown or revoked token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    _limit_rate(request, "token:" + hash_token(secret.strip()))
     return principal
 
 

@@ -41,6 +41,12 @@ class ServerSettings(BaseSettings):
     max_sample_chars: int = 20_000
     max_config_bytes: int = 256 * 1024
 
+    # Requests a second per API token, or per client address in open mode (docs/server.md).
+    rate_limit_per_s: float = Field(
+        default=200.0, ge=0, description="Average API requests a second per token; 0 turns the limit off."
+    )
+    rate_limit_burst: int = Field(default=2_000, ge=1, description="Requests a token may make in a row.")
+
     # Reads.
     default_max_points: int = 1_000
     max_points_limit: int = 20_000

@@ -17,6 +17,13 @@ __all__ = ["TargetRefused", "TargetUnresolved", "Target", "Resolver", "parse_tar
 
 Resolver = Callable[[str, int], list[str]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-compatible (deprecated) and SIIT-translated addresses also carry IPv4 in their low 32 bits.
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+_V4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+# Not globally reachable, though older Pythons' `is_global` does not know it of all of them:
+# IETF protocol assignments, site-local, local-use NAT64, SRv6 SIDs, IPv6 documentation.
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.0.0/24", "fec0::/10", "64:ff9b:1::/48", "5f00::/16", "3fff::/20"))
 
 
 class TargetRefused(ValueError):
@@ -59,7 +66,7 @@ def _embedded(ip: ipaddress._BaseAddress) -> ipaddress._BaseAddress:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
-        if ip in _NAT64:
+        if ip in _NAT64 or ip in _V4_TRANSLATED or (ip in _V4_COMPATIBLE and int(ip) > 1):
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if ip.sixtofour is not None:
             return ip.sixtofour
@@ -73,6 +80,8 @@ def address_class(address: str) -> str:
     ip = _embedded(ipaddress.ip_address(address.split("%", 1)[0]))
     if ip.is_loopback:
         return "loopback"
+    if any(ip in network for network in _NOT_PUBLIC if network.version == ip.version):
+        return "private"
     if ip.is_global and not ip.is_multicast and not ip.is_unspecified:
         return "public"
     return "private"
