@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MetricName",
+    "UtcDateTime",
     "Histogram",
     "Sample",
     "StepRecord",
@@ -60,6 +61,13 @@ def finite_or_none(value: float | None) -> float | None:
     return None
 
 
+def as_utc(value: datetime) -> datetime:
+    # SQLite hands back times without their zone; every time stored is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# A time in an answer: RFC 3339 with its offset, as the OpenAPI's date-time format requires.
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 OptionalFloat = Annotated[float | None, AfterValidator(finite_or_none)]
 # Checked in pydantic's core, not in a Python loop: counts are the bulk of a batch.
 Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -180,8 +188,8 @@ class RunOut(BaseModel):
     name: str
     status: RunStatus
     config: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     last_step: int | None
     last_time: float | None
     step_count: int
