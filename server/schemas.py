@@ -110,7 +110,14 @@ class Histogram(BaseModel):
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"labels must have one entry per bin ({n})")
         if self.count is None:
-            self.count = math.fsum(self.counts) + self.underflow + self.overflow
+            # Each count is finite, but their sum can still pass the largest float.
+            try:
+                total = math.fsum(self.counts) + self.underflow + self.overflow
+            except OverflowError:
+                total = math.inf
+            if not math.isfinite(total):
+                raise ValueError("the counts add up past the largest float")
+            self.count = total
         if self.quantiles is not None:
             for key in self.quantiles:
                 try:

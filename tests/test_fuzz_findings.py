@@ -85,3 +85,18 @@ def test_an_overlong_url_is_a_documented_400(server):
     assert status_line.split()[1] == b"400", status_line
     spec = httpx.get(f"{server.url}/api/v1/openapi.json").json()
     assert "text/plain" in _documented(spec, "/runs/{run_id}/series", "get")["400"]["content"]
+
+
+def test_histogram_counts_that_sum_past_the_largest_float_are_422(api):
+    # Each count is finite, but math.fsum raised OverflowError on their sum: a 500.
+    run = api.post("/runs", json={"project": "fuzz", "name": "overflow"}).json()["id"]
+    record = {"step": 701196110, "histograms": {"h": {
+        "counts": [7.074495544534756e+121, 1.9, 1.0411950556824641e+308, 3304533424697855.0, 1.0,
+                   4.1947314434936727e+307, 1.0832728810344484e+308, 8.847530090562499e+307],
+        "edges": None, "lo": 0.0, "hi": 3.533445869175227e+93}}}
+    r = api.post(f"/runs/{run}/steps", json={"records": [record]})
+    assert r.status_code == 422, r.text
+    assert "largest float" in r.text
+    # Below the overflow, where plain addition of underflow and overflow would reach inf.
+    record["histograms"]["h"] = {"counts": [1e308], "lo": 0.0, "hi": 1.0, "overflow": 1e308}
+    assert api.post(f"/runs/{run}/steps", json={"records": [record]}).status_code == 422
