@@ -100,3 +100,16 @@ def test_histogram_counts_that_sum_past_the_largest_float_are_422(api):
     # Below the overflow, where plain addition of underflow and overflow would reach inf.
     record["histograms"]["h"] = {"counts": [1e308], "lo": 0.0, "hi": 1.0, "overflow": 1e308}
     assert api.post(f"/runs/{run}/steps", json={"records": [record]}).status_code == 422
+
+
+def test_a_series_key_that_is_no_metric_name_is_422_not_503(api):
+    # A NUL in a key made SQLite's JSON path fail with OperationalError, answered as
+    # "database unavailable" (503). Found by the long fuzz run on
+    # GET /runs/1/series?keys=...&min_step=16780935&max_points=164051.
+    run = api.post("/runs", json={"project": "fuzz", "name": "keys"}).json()["id"]
+    api.post(f"/runs/{run}/steps", json={"records": [{"step": 0, "scalars": {"loss": 1.0}}]}).raise_for_status()
+    for keys in ("a\x00b", "loss,\x00", "a\x01b"):
+        r = api.get(f"/runs/{run}/series", params={"keys": keys, "min_step": 0, "max_points": 164051})
+        assert r.status_code == 422, r.text
+        assert "not a metric name" in r.json()["detail"]
+    assert api.get(f"/runs/{run}/series", params={"keys": "loss,pass@1,entropy/mean"}).status_code == 200

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
 
 from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, SampleList, SeriesOut, StepBatch
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut, StepBatch
 from fadewatch.server.store import reads, samples, steps
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
+_METRIC_NAME = TypeAdapter(MetricName)
 
 
 BATCH_BODY = {
@@ -63,6 +65,13 @@ def _keys(raw: str) -> list[str]:
         raise HTTPException(422, "at most 100 keys per request")
     if any(len(k) > 200 for k in keys):
         raise HTTPException(422, "a key is longer than 200 characters")
+    # Only metric names are ever stored, and a key becomes an SQLite JSON path, where a NUL
+    # character is a syntax error (OperationalError, which reads as the database being away).
+    for key in keys:
+        try:
+            _METRIC_NAME.validate_python(key)
+        except ValidationError as exc:
+            raise HTTPException(422, f"key {key!r} is not a metric name: {exc.errors()[0]['msg']}") from None
     return keys
 
 
