@@ -1,6 +1,6 @@
 """The long API fuzz: schemathesis against a fadewatch server of its own, open and with a token.
 
-    python bench/fuzz.py                       # 300 examples per operation and phase, SQLite
+    python bench/fuzz.py                       # 150 examples per operation and phase, SQLite
     python bench/fuzz.py --max-examples 1000 --db postgresql
 
 For each mode the script starts `fadewatch server` on a free port (alert delivery off,
@@ -113,7 +113,7 @@ def print_result(r: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--max-examples", type=int, default=300, help="per operation and phase")
+    p.add_argument("--max-examples", type=int, default=150, help="per operation and phase")
     p.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
