@@ -17,6 +17,7 @@ from fadewatch.server.errors import install_error_handlers
 from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.middleware import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
+from fadewatch.server.openapi import document_error_answers
 from fadewatch.server.ratelimit import rate_limiter_for
 from fadewatch.server.security_headers import SecurityHeadersMiddleware
 from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
@@ -122,6 +123,7 @@ def create_app(
     install_error_handlers(app)
 
     _document_raw_bodies(app)
+    document_error_answers(app, API_PREFIX)
     # The dashboard at "/", reading this server's API over HTTP (never the database), at the
     # address each request came in on: public_url may be a proxy this process cannot reach.
     from fadewatch.dashboard.mount import mount_dashboard

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,12 +17,12 @@ from fadewatch.server.alerts.engine import AlertContext
 from fadewatch.server.auth import OPEN, Principal, hash_token
 from fadewatch.server.db import session_scope
 from fadewatch.server.metrics import ServerMetrics
-from fadewatch.server.schemas import DisplayName
+from fadewatch.server.schemas import MAX_STEP, DisplayName
 from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 
 __all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep",
-           "ProjectName"]
+           "ProjectName", "MAX_ID", "RunId", "Offset", "StepBound"]
 
 
 @dataclass
@@ -98,6 +98,12 @@ SettingsDep = Annotated[ServerSettings, Depends(get_settings_dep)]
 MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
 # A project in a path: what runs accept as a project name (no control characters, not blank).
 ProjectName = Annotated[DisplayName, Path(description="the project's name")]
+# Ids are 32-bit integer columns: a larger number names no row, and past 64 bits the database
+# driver itself fails (a 500), so bounds are checked before any query.
+MAX_ID = 2**31 - 1
+RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="the run's id")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+StepBound = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 # The alert engine's context: rule file, public URL, clock.
 AlertContextDep = Annotated[AlertContext, Depends(get_alert_context)]
 

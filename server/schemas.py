@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MetricName",
+    "UtcDateTime",
     "Histogram",
     "Sample",
     "StepRecord",
@@ -60,6 +61,13 @@ def finite_or_none(value: float | None) -> float | None:
     return None
 
 
+def as_utc(value: datetime) -> datetime:
+    # SQLite hands back times without their zone; every time stored is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# A time in an answer: RFC 3339 with its offset, as the OpenAPI's date-time format requires.
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 OptionalFloat = Annotated[float | None, AfterValidator(finite_or_none)]
 # Checked in pydantic's core, not in a Python loop: counts are the bulk of a batch.
 Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -102,7 +110,14 @@ class Histogram(BaseModel):
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"labels must have one entry per bin ({n})")
         if self.count is None:
-            self.count = math.fsum(self.counts) + self.underflow + self.overflow
+            # Each count is finite, but their sum can still pass the largest float.
+            try:
+                total = math.fsum(self.counts) + self.underflow + self.overflow
+            except OverflowError:
+                total = math.inf
+            if not math.isfinite(total):
+                raise ValueError("the counts add up past the largest float")
+            self.count = total
         if self.quantiles is not None:
             for key in self.quantiles:
                 try:
@@ -180,8 +195,8 @@ class RunOut(BaseModel):
     name: str
     status: RunStatus
     config: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
     last_step: int | None
     last_time: float | None
     step_count: int

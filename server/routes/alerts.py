@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from fadewatch.server.alerts.schemas import AlertDetail, AlertList, AlertStateName
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep
+from fadewatch.server.deps import MAX_ID, AlertContextDep, DatabaseDep, Offset, PrincipalDep
 from fadewatch.server.store import alerts
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -20,13 +20,13 @@ def list_alerts(
     who: PrincipalDep,
     ctx: AlertContextDep,
     project: str | None = Query(default=None, min_length=1, max_length=200),
-    run_id: int | None = Query(default=None, ge=1),
+    run_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     state: list[AlertStateName] | None = Query(
         default=None, description="repeat to ask for several; default pending, firing and resolved"),
     severity: Literal["warning", "critical"] | None = None,
     rule: str | None = Query(default=None, min_length=1, max_length=100),
     limit: int = Query(default=200, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    offset: Offset = 0,
 ) -> AlertList:
     """Alerts, latest transition first. An alert is one (run, rule, labels) fingerprint."""
     with db.transaction() as session:

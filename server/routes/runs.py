@@ -6,7 +6,7 @@ import json
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from fadewatch.server.deps import DatabaseDep, PrincipalDep, SettingsDep
+from fadewatch.server.deps import DatabaseDep, Offset, PrincipalDep, RunId, SettingsDep
 from fadewatch.server.schemas import RunCreate, RunList, RunOut, RunPatch, RunStatus
 from fadewatch.server.store import reads, runs
 
@@ -42,26 +42,26 @@ def list_runs(
     project: str | None = Query(default=None, max_length=200),
     status: RunStatus | None = None,
     limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    offset: Offset = 0,
 ) -> RunList:
     with db.transaction() as session:
         return RunList(runs=runs.list_runs(session, who, project, status, limit, offset))
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run_id: int, db: DatabaseDep, who: PrincipalDep) -> RunOut:
+def get_run(run_id: RunId, db: DatabaseDep, who: PrincipalDep) -> RunOut:
     with db.transaction() as session:
         return runs.get_run(session, run_id, who)
 
 
 @router.patch("/{run_id}", response_model=RunOut)
-def patch_run(run_id: int, body: RunPatch, db: DatabaseDep, who: PrincipalDep) -> RunOut:
+def patch_run(run_id: RunId, body: RunPatch, db: DatabaseDep, who: PrincipalDep) -> RunOut:
     with db.transaction() as session:
         return runs.set_status(session, run_id, body.status, who, body.error)
 
 
 @router.get("/{run_id}/keys", response_model=list[str])
-def scalar_keys(run_id: int, db: DatabaseDep, who: PrincipalDep) -> list[str]:
+def scalar_keys(run_id: RunId, db: DatabaseDep, who: PrincipalDep) -> list[str]:
     """Names of the scalars logged at the run's newest step."""
     with db.transaction() as session:
         return reads.scalar_keys(session, run_id, who)

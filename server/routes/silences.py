@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from fadewatch.server.alerts.schemas import SilenceIn, SilenceList, SilenceOut
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, Offset, PrincipalDep, ProjectName
 from fadewatch.server.store import silences
 from fadewatch.server.store.alerts import project_for
 
@@ -29,7 +29,7 @@ def list_silences(
     db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
     include_expired: bool = Query(default=False, description="also list silences that have ended"),
     limit: int = Query(default=500, ge=1, le=5000),
-    offset: int = Query(default=0, ge=0),
+    offset: Offset = 0,
 ) -> SilenceList:
     """Silences that are active or start later (and, if asked, the expired ones), latest end first."""
     with db.transaction() as session:

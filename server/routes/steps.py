@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
 
-from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, SettingsDep
+from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, SampleList, SeriesOut, StepBatch
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut, StepBatch
 from fadewatch.server.store import reads, samples, steps
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
+_METRIC_NAME = TypeAdapter(MetricName)
 
 
 BATCH_BODY = {
@@ -30,7 +32,7 @@ BATCH_BODY = {
                507: {"description": "database full; nothing stored, retry after Retry-After"}},
 )
 async def ingest_steps(
-    run_id: int,
+    run_id: RunId,
     request: Request,
     db: DatabaseDep,
     who: PrincipalDep,
@@ -65,19 +67,26 @@ def _keys(raw: str) -> list[str]:
         raise HTTPException(422, "at most 100 keys per request")
     if any(len(k) > 200 for k in keys):
         raise HTTPException(422, "a key is longer than 200 characters")
+    # Only metric names are ever stored, and a key becomes an SQLite JSON path, where a NUL
+    # character is a syntax error (OperationalError, which reads as the database being away).
+    for key in keys:
+        try:
+            _METRIC_NAME.validate_python(key)
+        except ValidationError as exc:
+            raise HTTPException(422, f"key {key!r} is not a metric name: {exc.errors()[0]['msg']}") from None
     return keys
 
 
 @router.get("/series", response_model=SeriesOut)
 def read_series(
-    run_id: int,
+    run_id: RunId,
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
     keys: str = Query(description="comma-separated scalar names", max_length=20_000),
     max_points: int | None = Query(default=None, ge=1),
-    min_step: int | None = Query(default=None, ge=0),
-    max_step: int | None = Query(default=None, ge=0),
+    min_step: StepBound = None,
+    max_step: StepBound = None,
 ) -> SeriesOut:
     """Scalars over steps; past max_points, each bucket gives its last value, min and max."""
     points = min(max_points or settings.default_max_points, settings.max_points_limit)
@@ -87,14 +96,14 @@ def read_series(
 
 @router.get("/histograms", response_model=HistogramMatrix)
 def read_histograms(
-    run_id: int,
+    run_id: RunId,
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
     name: str = Query(min_length=1, max_length=200),
     max_steps: int | None = Query(default=None, ge=1),
-    min_step: int | None = Query(default=None, ge=0),
-    max_step: int | None = Query(default=None, ge=0),
+    min_step: StepBound = None,
+    max_step: StepBound = None,
 ) -> HistogramMatrix:
     """A histogram over steps as a matrix; neighbouring steps merge by adding counts."""
     columns = min(max_steps or 200, settings.max_points_limit)
@@ -104,12 +113,12 @@ def read_histograms(
 
 @router.get("/samples", response_model=SampleList)
 def read_samples(
-    run_id: int,
+    run_id: RunId,
     db: DatabaseDep,
     who: PrincipalDep,
     limit: int = Query(default=20, ge=1, le=500),
-    min_step: int | None = Query(default=None, ge=0),
-    max_step: int | None = Query(default=None, ge=0),
+    min_step: StepBound = None,
+    max_step: StepBound = None,
 ) -> SampleList:
     """Sampled completions of the newest steps (at or before max_step), newest step first."""
     with db.transaction() as session:
