@@ -39,6 +39,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from fadewatch.api_client import KEEPALIVE_EXPIRY_S
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _servers import fadewatch_process, scratch_postgres  # noqa: E402
 from ingest import make_record  # noqa: E402
@@ -104,7 +106,7 @@ async def run_one(url: str, index: int, runs: int, tally: Tally, *, rate: float,
     """One run from creation to its final status; returns (run id, steps acknowledged)."""
     rng = random.Random(index)
     async with httpx.AsyncClient(base_url=f"{url}/api/v1", timeout=60,
-                                 limits=httpx.Limits(max_connections=1)) as client:
+                                 limits=httpx.Limits(max_connections=1, keepalive_expiry=KEEPALIVE_EXPIRY_S)) as client:
         created = None
         while created is None and time.perf_counter() < drain_until:
             created = await post(client, "POST", "/runs", tally,
