@@ -1,7 +1,7 @@
 """Soak: many runs post step batches to one server for minutes; throughput, latency, memory, errors.
 
 Each run is a trainer that logs `--rate` steps per second and a sender that behaves like the
-hook's (fadewatch/sender.py): every `--interval` seconds it posts what has accumulated, at
+hook's (client/sender.py): every `--interval` seconds it posts what has accumulated, at
 most 100 steps per gzip JSON batch, and posts again at once while a backlog remains. The
 records are bench/ingest.py's (30 scalars and 2 histograms of 64 bins per step). The default,
 64 runs at 2 steps/s with a batch every second, offers 128 steps/s in 64 requests/s: each
