@@ -45,15 +45,27 @@ def scratch_postgres(admin_url: str | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def fadewatch_server(db_url: str, data_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """`fadewatch server` as one process (extra FADEWATCH_* settings in `env`); yields its base URL."""
+    with fadewatch_process(db_url, data_dir, env) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def fadewatch_process(db_url: str, data_dir: Path, env: dict[str, str] | None = None,
+                      log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As fadewatch_server, and the process too (for benchmarks that watch its memory); its
+    warnings and errors go to `log` when given."""
     cli = [sys.executable, "-m", "fadewatch.cli"]
     if not db_url.startswith("sqlite"):
         subprocess.run([*cli, "db", "upgrade", "--db", db_url], check=True, capture_output=True)
     port = free_port()
     env = {**os.environ, "FADEWATCH_DIR": str(data_dir), **(env or {})}
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen(
         [*cli, "server", "--port", str(port), "--db", db_url, "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=output, stderr=subprocess.STDOUT,
     )
+    if log:
+        output.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -66,9 +78,7 @@ def fadewatch_server(db_url: str, data_dir: Path, env: dict[str, str] | None = N
             raise RuntimeError("the fadewatch server did not start")
         time.sleep(0.1)
     try:
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-

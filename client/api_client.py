@@ -18,6 +18,10 @@ import httpx
 __all__ = ["ApiClient", "Reply"]
 
 API = "/api/v1"
+# An idle connection is dropped by the client before the server closes it (uvicorn after
+# 5 s, proxies later): at equal timeouts a batch sent as the server hangs up fails with a
+# ReadError, which a trainer stepping every ~5 s would meet on a few percent of its batches.
+KEEPALIVE_EXPIRY_S = 2.0
 RETRIABLE = {408, 425, 429}
 # Answers whose Retry-After the hook obeys: rate limited, database away or read-only (503),
 # database full (507). A long outage then costs one small request per Retry-After, instead
@@ -112,6 +116,7 @@ class ApiClient:
             headers=headers,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
             follow_redirects=True,
         )
 
