@@ -8,6 +8,7 @@ The checks are on correctness and memory, never on speed.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import importlib.util
 import sys
 from pathlib import Path
@@ -49,8 +50,11 @@ def pg_server(postgres_url, tmp_path):
 
 
 def test_64_runs_for_a_minute_lose_nothing_and_hold_memory(pg_server, postgres_url):
-    result = asyncio.run(soak.soak(pg_server.url, pg_server.proc.pid, runs=RUNS, seconds=SECONDS,
-                                   rss_every=WARM_UP_S, drain_s=60))
+    # A thread of its own: the browser tests' session-wide Playwright keeps an event loop
+    # running in the main thread, where asyncio.run() refuses to start another.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(asyncio.run, soak.soak(pg_server.url, pg_server.proc.pid, runs=RUNS,
+                                                     seconds=SECONDS, rss_every=WARM_UP_S, drain_s=60)).result()
     tally = result["tally"]
 
     assert tally.errors == 0, f"{tally.errors} errors: {tally.first_errors}"
