@@ -184,7 +184,7 @@ def test_import_fadewatch_stays_light():
 
 
 MULTI_PROCESS = textwrap.dedent("""
-    import sys, torch
+    import os, sys, torch
     torch.set_num_threads(1)
     sys.path.insert(0, sys.argv[3])
     import fadewatch
@@ -199,7 +199,8 @@ MULTI_PROCESS = textwrap.dedent("""
         recorder.dump(sys.argv[1] + "/trl-tables.json")
     assert watcher.errors == 0, watcher.errors
     assert (watcher.run is not None) == trainer.accelerator.is_main_process
-    print("rank", trainer.accelerator.process_index, "of", trainer.accelerator.num_processes, flush=True)
+    # One write per line: the two ranks share a pipe, and print() in pieces can interleave.
+    os.write(1, f"rank {trainer.accelerator.process_index} of {trainer.accelerator.num_processes}\\n".encode())
 """)
 
 
