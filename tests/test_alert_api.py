@@ -6,20 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fadewatch.server.db import make_engine, make_session_factory, session_scope
-from fadewatch.server.store import tokens
 from tests.support.alerting import new_run, new_secret, send_steps, steps_of
+from tests.support.tokens import create_token
 
 HOOK = "https://hooks.example.com/fadewatch"  # never contacted: creation checks a literal public address
 PUBLIC = "http://93.184.216.34/in?token=s3cr3t-query"
-
-
-def _token(db_url: str, project: str, scope: str = "write") -> str:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as s:
-        secret, _ = tokens.create(s, project, scope)
-    engine.dispose()
-    return secret
 
 
 def _client(server, secret: str | None = None) -> httpx.Client:
@@ -108,7 +99,7 @@ def test_private_and_loopback_targets_are_refused_by_default(api, url):
 
 
 def test_read_tokens_read_alerting_and_other_projects_are_closed(server, db_url):
-    write, read, other = _token(db_url, "a"), _token(db_url, "a", "read"), _token(db_url, "b")
+    write, read, other = create_token(db_url, "a"), create_token(db_url, "a", "read"), create_token(db_url, "b")
     with _client(server, write) as w, _client(server, read) as r, _client(server, other) as o:
         run = new_run(w, "a", "r")
         send_steps(w, run, steps_of({"adv/mean": [float("inf")]}))

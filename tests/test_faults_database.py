@@ -19,7 +19,7 @@ from tests.support.alerting import add_webhook, new_secret
 from tests.support.polling import wait_until
 from tests.support.receiver import Receiver
 from tests.support.servers import ThreadedServer
-from tests.support.trainers import Trainer, acknowledged, stored_once
+from tests.support.trainers import Trainer, acknowledged, stop_all, stored_once
 
 
 def _serve(make_settings, url: str, database=None) -> ThreadedServer:
@@ -140,11 +140,8 @@ def test_postgres_stopped_then_restarted_mid_run(private_postgres, make_settings
               f"pg_ctlcluster restart: {failed} batch(es) answered 503, delivering again {restart_resumed_s:.1f}s "
               f"after the restart returned; {total} steps logged, {total} stored once, 0 lost")
     finally:
-        for t in trainers:
-            t.halt()
-            t.run.finish(timeout=1)
         probe.api.close()
-        server.stop()
+        stop_all(trainers, server)
 
 
 def test_postgres_read_only_then_writable_again(private_postgres, make_settings, tmp_path):
@@ -178,11 +175,8 @@ def test_postgres_read_only_then_writable_again(private_postgres, make_settings,
         print(f"\nPostgreSQL read-only: runs delivering again {resumed_s:.1f}s after it was made writable; "
               f"{total} steps logged, {total} stored once, 0 lost")
     finally:
-        for t in trainers:
-            t.halt()
-            t.run.finish(timeout=1)
         probe.api.close()
-        server.stop()
+        stop_all(trainers, server)
         private_postgres.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
 
 
@@ -223,8 +217,5 @@ def test_sqlite_full_then_room_again(make_settings, tmp_path):
         print(f"\nSQLite full: runs delivering again {resumed_s:.1f}s after room was made; "
               f"{total} steps logged, {total} stored once, 0 lost")
     finally:
-        for t in trainers:
-            t.halt()
-            t.run.finish(timeout=1)
         probe.api.close()
-        server.stop()
+        stop_all(trainers, server)

@@ -13,7 +13,7 @@ from tests.support.alerting import add_webhook, new_secret
 from tests.support.polling import wait_until
 from tests.support.receiver import Receiver
 from tests.support.servers import LiveServer
-from tests.support.trainers import Trainer, acknowledged, stored_once
+from tests.support.trainers import Trainer, acknowledged, stop_all, stored_once
 
 RUNS = 8
 START_S = 60  # a loaded 2-core machine can take 20 s to import and start the server
@@ -85,7 +85,4 @@ def test_sigkill_during_ingest_from_8_runs_then_restart(private_postgres, tmp_pa
                   f"{sum(t.run.health()['duplicates'] for t in trainers)}, server up again in {started_s:.1f}s, every "
                   f"run delivering again {resumed_s - started_s:.1f}s later, slowest log() {max(t.slowest_log for t in trainers) * 1e3:.1f} ms")
         finally:
-            for t in trainers:
-                t.halt()
-                t.run.finish(timeout=1)
-            server.stop()
+            stop_all(trainers, server)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import httpx
 
-from fadewatch.server.db import make_engine, make_session_factory, session_scope
-from fadewatch.server.store import tokens
 from tests.support.alerting import new_secret, steps_of
 from tests.support.records import batch
+from tests.support.tokens import create_token
 
 PROJECT = "alpha"
 PUBLIC_HOOK = "http://93.184.216.34/hook"
@@ -21,14 +20,6 @@ PUBLIC_HOOK = "http://93.184.216.34/hook"
 MARKERS = ("alpha-secret-run", "alpha-config-marker", "alpha-completion-marker", "alpha-hook-name",
            "alpha_rule", "alpha-silence-comment", "alpha_metric")
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
-
-
-def _token(db_url: str, project: str, scope: str = "write") -> str:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as s:
-        secret, _ = tokens.create(s, project, scope)
-    engine.dispose()
-    return secret
 
 
 def _client(server, secret: str) -> httpx.Client:
@@ -122,7 +113,7 @@ def _unchanged(owner: httpx.Client, ids: dict) -> None:
 
 
 def test_no_endpoint_lets_another_project_in(server, db_url):
-    owner_token, intruder_token = _token(db_url, PROJECT), _token(db_url, "beta")
+    owner_token, intruder_token = create_token(db_url, PROJECT), create_token(db_url, "beta")
     with _client(server, owner_token) as owner, _client(server, intruder_token) as intruder:
         ids = _seed(owner)
         ops = _operations(owner)
@@ -144,7 +135,7 @@ def test_no_endpoint_lets_another_project_in(server, db_url):
 
 
 def test_a_read_token_changes_nothing_anywhere(server, db_url):
-    owner_token, reader_token = _token(db_url, PROJECT), _token(db_url, PROJECT, "read")
+    owner_token, reader_token = create_token(db_url, PROJECT), create_token(db_url, PROJECT, "read")
     with _client(server, owner_token) as owner, _client(server, reader_token) as reader:
         ids = _seed(owner)
         ops = _operations(owner) - PUBLIC

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 import fadewatch
-from fadewatch.server.db import make_engine, make_session_factory, session_scope
 from fadewatch.server.ratelimit import RateLimiter
-from fadewatch.server.store import tokens
 from tests.support.polling import wait_until
 from tests.support.servers import ThreadedServer
+from tests.support.tokens import create_token
 from tests.test_client_fakes import fresh_client_state  # noqa: F401 (autouse fixture)
 
 
@@ -32,14 +31,6 @@ def start_server(tmp_path, make_settings) -> Iterator:
     yield start
     for server in started:
         server.stop()
-
-
-def _token(server_db: str, project: str) -> str:
-    engine = make_engine(server_db)
-    with session_scope(make_session_factory(engine)) as s:
-        secret, _ = tokens.create(s, project, "write")
-    engine.dispose()
-    return secret
 
 
 def _count_429(server: ThreadedServer) -> float:
@@ -65,7 +56,7 @@ def test_token_bucket_refills_at_the_rate_and_says_how_long_to_wait():
 def test_past_its_burst_a_token_gets_429_with_retry_after_and_others_go_on(start_server, tmp_path):
     server = start_server(rate_limit_per_s=0.2, rate_limit_burst=3)
     db = f"sqlite:///{tmp_path / 'limits.db'}"
-    a, b = _token(db, "a"), _token(db, "b")
+    a, b = create_token(db, "a"), create_token(db, "b")
     with httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {a}"}) as ca, \
             httpx.Client(base_url=f"{server.url}/api/v1", headers={"Authorization": f"Bearer {b}"}) as cb:
         assert [ca.get("/runs").status_code for _ in range(3)] == [200, 200, 200]

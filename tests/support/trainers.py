@@ -9,7 +9,7 @@ import httpx
 
 from tests.support.polling import wait_until
 
-__all__ = ["Trainer", "acknowledged", "stored_once"]
+__all__ = ["Trainer", "acknowledged", "stored_once", "stop_all"]
 
 
 class Trainer:
@@ -56,6 +56,15 @@ class Trainer:
         assert not self._thread.is_alive(), f"{self.run.name}: log() blocked"
         assert self.error is None, f"{self.run.name}: log() raised {self.error!r}"
         return self.logged
+
+
+def stop_all(trainers, *servers) -> None:
+    """Teardown: stop the training threads, finish their runs without waiting long, stop the servers."""
+    for t in trainers:
+        t.halt()
+        t.run.finish(timeout=1)
+    for server in servers:
+        server.stop()
 
 
 def acknowledged(run) -> int:
