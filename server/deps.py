@@ -22,7 +22,7 @@ from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 
 __all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep",
-           "ProjectName", "MAX_ID", "RunId", "Offset", "StepBound"]
+           "ProjectName", "MAX_ID", "RunId", "ObjectId", "Offset", "StepBound"]
 
 
 @dataclass
@@ -102,6 +102,8 @@ ProjectName = Annotated[DisplayName, Path(description="the project's name")]
 # driver itself fails (a 500), so bounds are checked before any query.
 MAX_ID = 2**31 - 1
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="the run's id")]
+# Any other object's id in a path: an alert, a channel, a silence.
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 StepBound = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 # The alert engine's context: rule file, public URL, clock.

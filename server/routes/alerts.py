@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from fadewatch.server.alerts.schemas import AlertDetail, AlertList, AlertStateName
-from fadewatch.server.deps import MAX_ID, AlertContextDep, DatabaseDep, Offset, PrincipalDep
+from fadewatch.server.deps import MAX_ID, AlertContextDep, DatabaseDep, ObjectId, Offset, PrincipalDep
 from fadewatch.server.store import alerts
 
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
@@ -39,7 +38,7 @@ def list_alerts(
 
 @router.get("/{alert_id}", response_model=AlertDetail, responses={404: {"description": "no such alert"}})
 def get_alert(
-    alert_id: Id,
+    alert_id: ObjectId,
     db: DatabaseDep,
     who: PrincipalDep,
     ctx: AlertContextDep,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from fadewatch.server.alerts.engine import new_message_id, render_for
 from fadewatch.server.alerts.notify import test_message
@@ -13,12 +11,11 @@ from fadewatch.server.alerts.schemas import ChannelIn, ChannelList, ChannelOut, 
 from fadewatch.server.alerts.sender import send
 from fadewatch.server.alerts.ssrf import TargetRefused, TargetUnresolved, resolve_target
 from fadewatch.server.alerts.webhooks import check_secret
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName, SettingsDep
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, ObjectId, PrincipalDep, ProjectName, SettingsDep
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import channels
 from fadewatch.server.store.alerts import check_access, project_for
 
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/projects/{project}/channels", tags=["channels"])
 
 NOT_FOUND = {404: {"description": "no such channel in this project"}}
@@ -75,14 +72,14 @@ def create_channel(body: ChannelIn, db: DatabaseDep, who: PrincipalDep, settings
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND)
-def get_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelOut:
+def get_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelOut:
     with db.transaction() as session:
         p = project_for(session, project, who, write=False)
         return channels.get_channel(session, p.id, p.name, channel_id)
 
 
 @router.patch("/{channel_id}", response_model=ChannelOut, responses={**NOT_FOUND, 409: {"description": "name taken"}})
-def patch_channel(channel_id: Id, patch: ChannelPatch, db: DatabaseDep, who: PrincipalDep,
+def patch_channel(channel_id: ObjectId, patch: ChannelPatch, db: DatabaseDep, who: PrincipalDep,
                   settings: SettingsDep, ctx: AlertContextDep, project: ProjectName) -> ChannelOut:
     """Rename, re-target, rotate the secret, or switch a channel on or off."""
     check_access(who, project, write=True)
@@ -99,7 +96,7 @@ def patch_channel(channel_id: Id, patch: ChannelPatch, db: DatabaseDep, who: Pri
 
 
 @router.delete("/{channel_id}", status_code=204, responses=NOT_FOUND)
-def delete_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> Response:
+def delete_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> Response:
     """Delete a channel; notifications still queued for it are dropped."""
     with db.write_transaction() as session:
         p = project_for(session, project, who, write=True)
@@ -108,7 +105,7 @@ def delete_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, project: 
 
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses=NOT_FOUND)
-def test_channel(channel_id: Id, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
+def test_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
                  ctx: AlertContextDep, project: ProjectName) -> ChannelTestResult:
     """Send a test notification now, once, and say how the receiver answered."""
     with db.transaction() as session:

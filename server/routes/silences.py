@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from fadewatch.server.alerts.schemas import SilenceIn, SilenceList, SilenceOut
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, Offset, PrincipalDep, ProjectName
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, ObjectId, Offset, PrincipalDep, ProjectName
 from fadewatch.server.store import silences
 from fadewatch.server.store.alerts import project_for
 
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix="/projects/{project}/silences", tags=["silences"])
 
 NOT_FOUND = {404: {"description": "no such silence in this project"}}
@@ -58,7 +55,7 @@ def create_silence(body: SilenceIn, db: DatabaseDep, who: PrincipalDep, ctx: Ale
 
 
 @router.get("/{silence_id}", response_model=SilenceOut, responses=NOT_FOUND)
-def get_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
+def get_silence(silence_id: ObjectId, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
                 project: ProjectName) -> SilenceOut:
     with db.transaction() as session:
         p = project_for(session, project, who, write=False)
@@ -66,7 +63,7 @@ def get_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertCo
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut, responses=NOT_FOUND)
-def expire_silence(silence_id: Id, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
+def expire_silence(silence_id: ObjectId, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
                    project: ProjectName) -> SilenceOut:
     """Expire a silence now; it stays listed with include_expired. Held-back alerts notify on the next step."""
     with db.write_transaction() as session:
