@@ -305,14 +305,10 @@ class Run:
             if spooled:
                 spool.close()
             left = spool.lines_written - sender.acked_count
-            if (left or not delivered) and spool.in_memory:
-                logger.warning("fadewatch: run %s/%s finished with %d record(s) not delivered; they were "
-                               "held in memory only (the spool folder %s could not be written) and are lost "
-                               "when this process ends", self.project, self.name, left, spool.path)
-            elif left or not delivered:
+            if left or not delivered:
+                upload = "" if spool.in_memory else " and `fadewatch sync` uploads them"
                 logger.warning("fadewatch: run %s/%s finished with %d record(s) not delivered; they are "
-                               "kept in %s and `fadewatch sync` uploads them", self.project, self.name,
-                               left, spool.path)
+                               "kept in %s%s", self.project, self.name, left, spool.where, upload)
         return done
 
     def health(self) -> dict[str, Any]:
