@@ -83,8 +83,8 @@ def collapse_step(rows: list[dict]) -> int | None:
 
 def fadewatch_firsts(rows: list[dict], rules=None) -> dict[str, int | None]:
     """First firing step of each default rule (or of `rules`)."""
-    from fadewatch.server.alerts.machine import Track, advance
-    from fadewatch.server.alerts.rules import DEFAULT_RULES, compile_rule
+    from fadewatch.server.alerts.evaluation.machine import Track, advance
+    from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, compile_rule
 
     firsts = {}
     for spec in rules or DEFAULT_RULES:

@@ -126,6 +126,9 @@ def _cost(db_url: str, batches: int) -> tuple[float, float]:
     from fadewatch.server.auth import OPEN
     from fadewatch.server.schemas import RunCreate, StepRecord
     from fadewatch.server.settings import ServerSettings
+    from fadewatch.server.alerts.evaluation.engine import AlertContext
+    from fadewatch.server.http.metrics import ServerMetrics
+    from fadewatch.server.ingest import IngestService
     from fadewatch.server.store import runs, steps
 
     names = ["entropy/mean", "entropy/cov_logp_adv", "sign/balance", "sign/m_pos", "sign/m_neg",
@@ -133,25 +136,26 @@ def _cost(db_url: str, batches: int) -> tuple[float, float]:
              "diversity/distinct_frac", "diversity/pass_gap", "adv/kurtosis", "adv/max_abs_over_std",
              "geometry/rank1_frac"] + [f"other/{i}" for i in range(28)]
     rng = random.Random(0)
-    evaluate = steps.alert_engine.evaluate
     took: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
+        service = IngestService(db, AlertContext(), ServerMetrics())
         with db.write_transaction() as session:
             run_ids = {on: runs.create_or_resume(session, RunCreate(project="cost", name=f"alerting-{on}"), OPEN)[0].id
                        for on in (False, True)}
         try:
             for b in range(2 * batches):
                 on = b % 2 == 1
-                steps.alert_engine.evaluate = evaluate if on else (lambda *a, **k: None)
                 records = [StepRecord(step=b * 100 + i, scalars={n: rng.uniform(0.2, 0.9) for n in names})
                            for i in range(100)]
                 started = time.perf_counter()
-                with db.write_transaction() as session:
-                    steps.ingest(session, run_ids[on], records, OPEN)
+                if on:  # the ingest service: store, then evaluate in a savepoint
+                    service.ingest(run_ids[on], records, OPEN)
+                else:  # the same transaction, storing only
+                    with db.write_transaction() as session:
+                        steps.store_batch(session, run_ids[on], records, OPEN)
                 took[on].append(time.perf_counter() - started)
         finally:
-            steps.alert_engine.evaluate = evaluate
             db.engine.dispose()
     return statistics.median(took[False]) * 1000, statistics.median(took[True]) * 1000
 

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from fadewatch.api_client import ApiClient
-from fadewatch.compute import BoundedQueue, Job, Worker
 from fadewatch.delivery import Backoff, Clock
 from fadewatch.errors import UsageError
 from fadewatch.notices import Notices, logger
 from fadewatch.records import DeferredScalars, check_name, config_to_json, on_accelerator, take_scalar
-from fadewatch.sender import Counters, Sender
+from fadewatch.counters import Counters
+from fadewatch.sender import Sender
 from fadewatch.settings import Settings
 from fadewatch.spool import Spool
+from fadewatch.stats_worker import BoundedQueue, Job, StatsWorker
 
 __all__ = ["Run", "STATUSES"]
 
@@ -103,7 +104,7 @@ class Run:
             api = ApiClient(settings.url, settings.token, transport=transport)
             self._sender = Sender(api, self._spool, self._counters, clock=clock, backoff=backoff,
                                   batch_size=batch_size, interval=batch_interval)
-        self._worker = Worker(self._queue, self._spool, self._counters,
+        self._worker = StatsWorker(self._queue, self._spool, self._counters,
                               on_record=self._sender.notify if self._sender else None)
         self._worker.start()
         if self._sender:

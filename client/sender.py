@@ -10,41 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from fadewatch.api_client import ApiClient, Reply
+from fadewatch.counters import Counters
 from fadewatch.delivery import Backoff, Clock, deliver
 from fadewatch.notices import Notices, logger
 from fadewatch.spool import Entry, Spool
 
-__all__ = ["Counters", "Sender"]
-
-
-class Counters:
-    """The numbers behind ``run.health()``; a lock around the arithmetic only."""
-
-    NAMES = ("logged", "sent", "stored", "duplicates", "spooled", "replayed", "dropped",
-             "rejected", "failed_batches", "stats_errors")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values = dict.fromkeys(self.NAMES, 0)
-        self.last_error: str | None = None
-
-    def add(self, **amounts: int) -> None:
-        with self._lock:
-            for name, amount in amounts.items():
-                self._values[name] += amount
-
-    def error(self, message: str | None) -> None:
-        if message:
-            self.last_error = message
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            out: dict[str, Any] = dict(self._values)
-        out["last_error"] = self.last_error
-        return out
+__all__ = ["Sender"]
 
 
 class Sender:

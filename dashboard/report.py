@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from fadewatch import __version__
-from fadewatch.dashboard import runview
+from fadewatch.dashboard.pages.run import loading
 from fadewatch.dashboard.api import ApiError, NotFoundError, ReadClient, Unauthorized, Unavailable
-from fadewatch.dashboard.histfigures import distribution_figure
+from fadewatch.dashboard.figures.histograms import distribution_figure
 from fadewatch.dashboard.ui import fmt_age
 
 __all__ = ["build_report", "write_report", "ReportError"]
@@ -37,15 +37,15 @@ def _script_json(value) -> str:
 
 def _figures(api: ReadClient, run: dict) -> tuple[dict, dict]:
     rid = run["id"]
-    figs, users, _ = runview.load_series(api, run)
-    heat, bands, _ = runview.load_heat(api, rid, "advantages", "advantage A",
+    figs, users, _ = loading.load_series(api, run)
+    heat, bands, _ = loading.load_heat(api, rid, "advantages", "advantage A",
                                        quantiles_title="Advantage quantiles: 5–95%, 25–75%, median, mean")
     figs["@adv-heatmap"], figs["@adv-quantiles"] = heat, bands
     last = run.get("last_step")
     one = api.histograms(rid, "advantages", max_steps=1, min_step=last, max_step=last) if last is not None else None
     figs["@adv-dist"] = distribution_figure(one, "advantage A")
-    figs["@diff-heatmap"] = runview.load_heat(api, rid, "difficulty", "group success rate", "total")[0]
-    figs["@ent-heatmap"] = runview.load_heat(api, rid, "entropy", "token entropy (nats)")[0]
+    figs["@diff-heatmap"] = loading.load_heat(api, rid, "difficulty", "group success rate", "total")[0]
+    figs["@ent-heatmap"] = loading.load_heat(api, rid, "entropy", "token entropy (nats)")[0]
     return figs, users
 
 

@@ -1,4 +1,5 @@
-"""fadewatch.server: the ingest and read API."""
-from fadewatch.server.app import create_app
+"""fadewatch.server: the ingest and read API (FastAPI), its storage and its alerts.
 
-__all__ = ["create_app"]
+Importing this package loads nothing: ``fadewatch.server.app.create_app`` builds the web
+application, and pure modules (blocks, downsample, schemas, ...) import without it.
+"""

@@ -8,20 +8,22 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from fadewatch import __version__
-from fadewatch.server.db import is_sqlite, make_engine, make_session_factory
-from fadewatch.server.deps import Database, auth_mode_for
-from fadewatch.server.errors import install_error_handlers
-from fadewatch.server.metrics import MetricsMiddleware, ServerMetrics
-from fadewatch.server.middleware import BodyLimitMiddleware
+from fadewatch.server.db import Database, is_sqlite, make_engine, make_session_factory
+from fadewatch.server.deps import auth_mode_for
+from fadewatch.server.http.errors import install_error_handlers
+from fadewatch.server.ingest import IngestService
+from fadewatch.server.http.metrics import MetricsMiddleware, ServerMetrics
+from fadewatch.server.http.body_limit import BodyLimitMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
-from fadewatch.server.openapi import document_error_answers
-from fadewatch.server.ratelimit import rate_limiter_for
-from fadewatch.server.security_headers import SecurityHeadersMiddleware
-from fadewatch.server.alerts.engine import CONTEXT_KEY, AlertContext
-from fadewatch.server.alerts.rulefile import load_rules_file
+from fadewatch.server.http.openapi import document_error_answers
+from fadewatch.server.http.rate_limit import rate_limiter_for
+from fadewatch.server.http.security_headers import SecurityHeadersMiddleware
+from fadewatch.server.alerts.evaluation.engine import AlertContext
+from fadewatch.server.alerts.evaluation.rulefile import load_rules_file
 from fadewatch.server.routes import alerts, channels, health, rules, runs, silences, steps
 from fadewatch.server.settings import ServerSettings, get_settings
 
@@ -75,26 +77,33 @@ def create_app(
     database: Database | None = None,
     *,
     context: AlertContext | None = None,
+    notifier_client: httpx.Client | None = None,
 ) -> FastAPI:
+    """The API (and the dashboard at "/"). ``notifier_client`` posts notifications: the
+    delivery worker's and the channel test's (tests inject one with a mock transport)."""
     settings = settings or get_settings()
     context = context or alert_context(settings)
     database = database or prepare_database(settings)
-    # Every session of this app carries the context, so ingest evaluates rules with it.
-    database.factory.configure(info={CONTEXT_KEY: context})
+    own_notifier = notifier_client is None
+    # Redirects are not followed: a receiver must not bounce a notification to another host.
+    notifier = notifier_client or httpx.Client(follow_redirects=False, trust_env=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         worker = None
         if settings.alert_delivery_enabled:
-            from fadewatch.server.alerts.worker import DeliveryWorker
+            from fadewatch.server.alerts.delivery.worker import DeliveryWorker
 
-            worker = DeliveryWorker(database, settings, clock=context.clock, metrics=app.state.metrics).start()
+            worker = DeliveryWorker(database, settings, client=notifier, clock=context.clock,
+                                    metrics=app.state.metrics).start()
         app.state.delivery_worker = worker
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
+            if own_notifier:
+                notifier.close()
             database.engine.dispose()
 
     app = FastAPI(
@@ -112,7 +121,9 @@ def create_app(
     app.state.auth_mode = auth_mode_for(settings)
     app.state.rate_limiter = rate_limiter_for(settings)
     app.state.alert_context = context
+    app.state.ingest = IngestService(database, context, app.state.metrics)
     app.state.delivery_worker = None
+    app.state.notifier_client = notifier
 
     app.include_router(runs.router, prefix=API_PREFIX)
     app.include_router(steps.router, prefix=API_PREFIX)

@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from fadewatch.server.store.errors import Forbidden
+
 __all__ = ["Scope", "Principal", "generate_token", "hash_token", "digests_equal", "TOKEN_PREFIX"]
 
 Scope = Literal["read", "write"]
@@ -31,6 +33,13 @@ class Principal:
 
     def can_write(self, project_id: int) -> bool:
         return self.can_read(project_id) and self.scope == "write"
+
+    def require_project(self, name: str, *, write: bool) -> None:
+        """Raise Forbidden unless this caller may read (or, with ``write``, change) project ``name``."""
+        if not self.is_open and self.project != name:
+            raise Forbidden(f"this token belongs to project {self.project!r}, not {name!r}")
+        if write and self.scope != "write":
+            raise Forbidden("a read token cannot change anything")
 
 
 OPEN = Principal(project_id=None, project=None, scope="write")

@@ -28,7 +28,7 @@ def _settings_for(db_url: str | None) -> ServerSettings:
 def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file=None) -> None:
     import uvicorn
 
-    from fadewatch.server.alerts.rulefile import RulesFileError
+    from fadewatch.server.alerts.evaluation.rulefile import RulesFileError
     from fadewatch.server.app import alert_context, create_app, prepare_database
 
     settings = build_settings(host=host, port=port, database_url=db_url, dir=data_dir,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -11,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory", "session_scope", "is_sqlite"]
+__all__ = ["Database", "make_engine", "make_session_factory", "session_scope", "is_sqlite"]
 
 
 def is_sqlite(url: str) -> bool:
@@ -73,3 +75,26 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@dataclass
+class Database:
+    engine: Engine
+    factory: sessionmaker[Session]
+    # SQLite has one writer at a time; queueing writers here, in order, beats its
+    # busy-wait retry loop, whose backoff sleeps inflate tail latency under contention.
+    writer_lock: threading.Lock | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with session_scope(self.factory) as session:
+            yield session
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        if self.writer_lock is None:
+            with self.transaction() as session:
+                yield session
+            return
+        with self.writer_lock, self.transaction() as session:
+            yield session

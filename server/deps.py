@@ -4,48 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, HTTPException, Path, Query, Request
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from fadewatch.server.alerts.engine import AlertContext
+from fadewatch.server.alerts.evaluation.engine import AlertContext
 from fadewatch.server.auth import OPEN, Principal, hash_token
-from fadewatch.server.db import session_scope
-from fadewatch.server.metrics import ServerMetrics
+from fadewatch.server.db import Database
+from fadewatch.server.http.metrics import ServerMetrics
+from fadewatch.server.ingest import IngestService
 from fadewatch.server.schemas import MAX_STEP, DisplayName
 from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 
-__all__ = ["Database", "DatabaseDep", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep",
+__all__ = ["DatabaseDep", "ProjectRead", "ProjectWrite", "ProjectAccess", "SettingsDep", "MetricsDep", "PrincipalDep", "AuthMode", "AlertContextDep", "NotifierClientDep", "IngestDep",
            "ProjectName", "MAX_ID", "RunId", "ObjectId", "Offset", "StepBound"]
-
-
-@dataclass
-class Database:
-    engine: Engine
-    factory: sessionmaker[Session]
-    # SQLite has one writer at a time; queueing writers here, in order, beats its
-    # busy-wait retry loop, whose backoff sleeps inflate tail latency under contention.
-    writer_lock: threading.Lock | None = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with session_scope(self.factory) as session:
-            yield session
-
-    @contextmanager
-    def write_transaction(self) -> Iterator[Session]:
-        if self.writer_lock is None:
-            with self.transaction() as session:
-                yield session
-            return
-        with self.writer_lock, self.transaction() as session:
-            yield session
 
 
 @dataclass
@@ -93,6 +68,14 @@ def get_alert_context(request: Request) -> AlertContext:
     return request.app.state.alert_context
 
 
+def get_ingest(request: Request) -> IngestService:
+    return request.app.state.ingest
+
+
+def get_notifier_client(request: Request) -> httpx.Client:
+    return request.app.state.notifier_client
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings_dep)]
 MetricsDep = Annotated[ServerMetrics, Depends(get_metrics)]
@@ -108,10 +91,13 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 StepBound = Annotated[int | None, Query(ge=0, le=MAX_STEP)]
 # The alert engine's context: rule file, public URL, clock.
 AlertContextDep = Annotated[AlertContext, Depends(get_alert_context)]
+IngestDep = Annotated[IngestService, Depends(get_ingest)]
+# The HTTP client that posts notifications (the delivery worker's too); tests inject a transport.
+NotifierClientDep = Annotated[httpx.Client, Depends(get_notifier_client)]
 
 
 def _limit_rate(request: Request, key: str) -> None:
-    """429 with Retry-After once `key` is past its rate (fadewatch.server.ratelimit)."""
+    """429 with Retry-After once `key` is past its rate (fadewatch.server.http.rate_limit)."""
     limiter = getattr(request.app.state, "rate_limiter", None)
     wait = limiter.acquire(key) if limiter is not None else None
     if wait is not None:
@@ -161,3 +147,26 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 def auth_mode_for(settings: ServerSettings) -> AuthMode:
     return AuthMode(loopback=is_loopback_host(settings.host))
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """A project named in the path that the caller has been checked to read (or change)."""
+
+    name: str
+    who: Principal
+
+
+def _project_reader(project: ProjectName, who: PrincipalDep) -> ProjectAccess:
+    who.require_project(project, write=False)
+    return ProjectAccess(project, who)
+
+
+def _project_writer(project: ProjectName, who: PrincipalDep) -> ProjectAccess:
+    who.require_project(project, write=True)
+    return ProjectAccess(project, who)
+
+
+# The permission rule of every /projects/{project}/... route, written once (Principal.require_project).
+ProjectRead = Annotated[ProjectAccess, Depends(_project_reader)]
+ProjectWrite = Annotated[ProjectAccess, Depends(_project_writer)]

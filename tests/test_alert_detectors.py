@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from fadewatch.server.alerts.machine import Track, advance
-from fadewatch.server.alerts.rules import DEFAULT_RULES, RuleSpec, compile_rule
+from fadewatch.server.alerts.evaluation.machine import Track, advance
+from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleSpec, compile_rule
 
 DEFAULTS = {r.name: r for r in DEFAULT_RULES}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fadewatch.server.alerts.sender import send
-from fadewatch.server.alerts.ssrf import TargetRefused, address_class, resolve_target
+from fadewatch.server.alerts.delivery.sender import send
+from fadewatch.server.alerts.delivery.ssrf import TargetRefused, address_class, resolve_target
 from fadewatch.server.settings import ServerSettings
 from tests.support.alerting import new_run, new_secret, send_steps, standard_webhooks_valid, steps_of
 from tests.support.polling import wait_until

@@ -11,7 +11,7 @@ import threading
 import pytest
 import torch
 
-from fadewatch import compute
+from fadewatch import stats_worker
 from tests.test_client_fakes import fake_clock, fake_server, fresh_client_state, start_run  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def test_log_never_synchronises_with_the_gpu(start_run, fake_server, monkeypatch):
     gate = threading.Event()  # hold the worker back, so only the training thread runs
-    process = compute.Worker._process
-    monkeypatch.setattr(compute.Worker, "_process", lambda self, job: (gate.wait(30), process(self, job)))
+    process = stats_worker.StatsWorker._process
+    monkeypatch.setattr(stats_worker.StatsWorker, "_process", lambda self, job: (gate.wait(30), process(self, job)))
     dev = torch.device("cuda")
     n, g, t = 64, 8, 128
     head = torch.nn.Linear(32, 256, device=dev)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import fadewatch
-from fadewatch import UsageError, compute
+from fadewatch import UsageError, stats_worker
 from fadewatch.settings import Settings, get_settings
 from tests.support.polling import wait_until
 from tests.test_client_fakes import fake_clock, fake_server, fresh_client_state, start_run  # noqa: F401
@@ -129,8 +129,8 @@ def test_offline_mode_writes_the_spool_only(start_run, fake_server):
 
 def test_a_full_queue_drops_and_counts_without_blocking(start_run, monkeypatch, caplog):
     gate = threading.Event()
-    process = compute.Worker._process
-    monkeypatch.setattr(compute.Worker, "_process", lambda self, job: (gate.wait(10), process(self, job)))
+    process = stats_worker.StatsWorker._process
+    monkeypatch.setattr(stats_worker.StatsWorker, "_process", lambda self, job: (gate.wait(10), process(self, job)))
     run = start_run(queue_size=5)
     began = time.monotonic()
     for step in range(50):

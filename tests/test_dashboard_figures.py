@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fadewatch.dashboard.alertactions import rule_body
-from fadewatch.dashboard.alertapi import parse_matchers
-from fadewatch.dashboard.charts import CHART_BY_ID, charts_for, other_keys, pass_keys
-from fadewatch.dashboard.figures import compare_figure, entropy_projection, rounded, series_figure, text
-from fadewatch.dashboard.histfigures import column_shares, heatmap_figure, occupied_range
-from fadewatch.dashboard.theme import run_color
+from fadewatch.dashboard.pages.alerts.actions import rule_body
+from fadewatch.dashboard.pages.alerts.alerting_api import parse_matchers
+from fadewatch.dashboard.figures.charts import CHART_BY_ID, charts_for, other_keys, pass_keys
+from fadewatch.dashboard.figures.series import compare_figure, entropy_projection, rounded, series_figure, text
+from fadewatch.dashboard.figures.histograms import column_shares, heatmap_figure, occupied_range
+from fadewatch.dashboard.figures.theme import run_color
 
 
 def _points(steps, values):

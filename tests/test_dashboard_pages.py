@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fadewatch.dashboard.theme import run_color
+from fadewatch.dashboard.figures.theme import run_color
 from tests.support.browser import start_dashboard_server
 from tests.support.dashboard import graph_data, make_run, post_steps, series_id, step_record, wait_for_graph
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import fadewatch
-from fadewatch.spool_files import MAX_MEMORY_RECORDS
+from fadewatch.spool.files import MAX_MEMORY_RECORDS
 from tests.support.servers import ThreadedServer, free_port
 from tests.support.trainers import stored_once
 

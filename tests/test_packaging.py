@@ -68,3 +68,32 @@ def test_every_source_package_is_in_the_distribution():
             parts = init.parent.relative_to(root / folder).parts
             found.add(".".join((name, *parts)))
     assert found <= set(tool["packages"]), sorted(found - set(tool["packages"]))
+
+
+def test_wheel_builds_without_packaging_warnings_and_carries_its_data(tmp_path):
+    """The license as an SPDX string, every package listed (the data-only assets folder too)."""
+    import shutil
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for folder in ("client", "server", "dashboard", "migrations"):
+        shutil.copytree(root / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-w", str(tmp_path / "out"), str(src)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "Warning:" in line]
+    assert warnings == []
+    (wheel,) = (tmp_path / "out").glob("fadewatch-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "fadewatch/dashboard/assets/fadewatch.css" in names
+    assert "fadewatch/server/alerts/evaluation/engine.py" in names
+    assert "fadewatch/migrations/script.py.mako" in names
+

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 import fadewatch
-from fadewatch.server.ratelimit import RateLimiter
+from fadewatch.server.http.rate_limit import RateLimiter
 from tests.support.polling import wait_until
 from tests.support.servers import ThreadedServer
 from tests.support.tokens import create_token

@@ -159,7 +159,7 @@ def test_store_reads_of_a_downsampled_series_keep_the_extremes(tmp_path_factory,
             run, _ = runs.create_or_resume(session, RunCreate(project="p", name="r"), OPEN)
             records = [StepRecord(step=int(s), scalars={"x": None if math.isnan(v) else float(v)})
                        for s, v in zip(steps, values)]
-            stored.ingest(session, run.id, records, OPEN)
+            stored.store_batch(session, run.id, records, OPEN)
         with db.transaction() as session:
             out = reads.series(session, run.id, ["x"], OPEN, max_points, None, None).series.get("x")
     finally:

@@ -7,8 +7,8 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config, href
-from fadewatch.dashboard.figures import compare_figure
-from fadewatch.dashboard.live import apply_appends
+from fadewatch.dashboard.figures.series import compare_figure
+from fadewatch.dashboard.figures.live import apply_appends
 from fadewatch.dashboard.ui import empty_state, error_state, graph
 
 dash.register_page(__name__, path="/compare", name="Compare", title="fadewatch · compare", order=1)

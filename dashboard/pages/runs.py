@@ -8,11 +8,11 @@ import json
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from fadewatch.dashboard import alertdata
+from fadewatch.dashboard.pages.run import markers
 from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config, href
-from fadewatch.dashboard.figures import sparkline_svg
-from fadewatch.dashboard.theme import run_color
+from fadewatch.dashboard.figures.series import sparkline_svg
+from fadewatch.dashboard.figures.theme import run_color
 from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num, fmt_signed
 
 dash.register_page(__name__, path="/", name="Runs", title="fadewatch · runs", order=0)
@@ -108,7 +108,7 @@ def refresh_runs(_n, project, statuses, shown_sig):
         every = api.runs(limit=5000)
     except ApiError as exc:
         return error_state(exc), no_update, no_update, None
-    alerts = alertdata.active_counts(api) if every else None
+    alerts = markers.active_counts(api) if every else None
     sig = _signature(project, statuses, alerts, [
         (r["id"], r["name"], r["project"], r["status"], r["last_step"], fmt_age(r.get("last_time")), r.get("summary"))
         for r in every])

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fadewatch.server.alerts.rules import RuleName, RuleSpec
-from fadewatch.server.alerts.silencing import Matcher
+from fadewatch.server.alerts.evaluation.rules import RuleName, RuleSpec
+from fadewatch.server.alerts.evaluation.silencing import Matcher
 
 __all__ = [
     "AlertStateName", "AlertOut", "AlertList", "AttemptOut", "NotificationOut", "EventOut", "AlertDetail",

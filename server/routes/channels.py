@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, HTTPException, Response
 
-from fadewatch.server.alerts.engine import new_message_id, render_for
-from fadewatch.server.alerts.notify import test_message
+from fadewatch.server.alerts.delivery.messages import new_message_id, render_for, test_message
 from fadewatch.server.alerts.schemas import ChannelIn, ChannelList, ChannelOut, ChannelPatch, ChannelTestResult
-from fadewatch.server.alerts.sender import send
-from fadewatch.server.alerts.ssrf import TargetRefused, TargetUnresolved, resolve_target
-from fadewatch.server.alerts.webhooks import check_secret
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, ObjectId, PrincipalDep, ProjectName, SettingsDep
+from fadewatch.server.alerts.delivery.sender import send
+from fadewatch.server.alerts.delivery.ssrf import TargetRefused, TargetUnresolved, resolve_target
+from fadewatch.server.alerts.delivery.webhooks import check_secret
+from fadewatch.server.deps import (AlertContextDep, DatabaseDep, NotifierClientDep, ObjectId, ProjectRead, ProjectWrite,
+                                  SettingsDep)
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import channels
-from fadewatch.server.store.alerts import check_access, project_for
+from fadewatch.server.store.alerts import project_for
 
 router = APIRouter(prefix="/projects/{project}/channels", tags=["channels"])
 
@@ -49,10 +48,10 @@ def _check_secret(kind: str, secret: str | None) -> None:
 
 
 @router.get("", response_model=ChannelList)
-def list_channels(db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelList:
+def list_channels(db: DatabaseDep, project: ProjectRead) -> ChannelList:
     """The project's channels; URLs come back with their secret parts masked, secrets never."""
     with db.transaction() as session:
-        p = project_for(session, project, who, write=False)
+        p = project_for(session, project.name, create=False)
         return ChannelList(channels=channels.list_channels(session, p.id, p.name))
 
 
@@ -60,62 +59,56 @@ def list_channels(db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> C
     409: {"description": "a channel of this name exists"},
     422: {"description": "invalid input, a refused target URL or an unusable secret"},
 })
-def create_channel(body: ChannelIn, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
-                   ctx: AlertContextDep, project: ProjectName) -> ChannelOut:
+def create_channel(body: ChannelIn, db: DatabaseDep, settings: SettingsDep, ctx: AlertContextDep,
+                   project: ProjectWrite) -> ChannelOut:
     """Add a Slack incoming webhook or a signed generic webhook."""
-    check_access(who, project, write=True)
     _check_secret(body.kind, body.secret)
     _check_url(body.url, settings)  # before the transaction: it may wait on DNS
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         return channels.create_channel(session, p.id, p.name, body, ctx.clock())
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, responses=NOT_FOUND)
-def get_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> ChannelOut:
+def get_channel(channel_id: ObjectId, db: DatabaseDep, project: ProjectRead) -> ChannelOut:
     with db.transaction() as session:
-        p = project_for(session, project, who, write=False)
+        p = project_for(session, project.name, create=False)
         return channels.get_channel(session, p.id, p.name, channel_id)
 
 
 @router.patch("/{channel_id}", response_model=ChannelOut, responses={**NOT_FOUND, 409: {"description": "name taken"}})
-def patch_channel(channel_id: ObjectId, patch: ChannelPatch, db: DatabaseDep, who: PrincipalDep,
-                  settings: SettingsDep, ctx: AlertContextDep, project: ProjectName) -> ChannelOut:
+def patch_channel(channel_id: ObjectId, patch: ChannelPatch, db: DatabaseDep, settings: SettingsDep,
+                  ctx: AlertContextDep, project: ProjectWrite) -> ChannelOut:
     """Rename, re-target, rotate the secret, or switch a channel on or off."""
-    check_access(who, project, write=True)
-    with db.transaction() as session:
-        p = project_for(session, project, who, write=False)
-        kind = channels.get_channel(session, p.id, p.name, channel_id).kind
-    if patch.secret is not None:
-        _check_secret(kind, patch.secret)
     if patch.url is not None:
-        _check_url(patch.url, settings)
+        _check_url(patch.url, settings)  # before the transaction: it may wait on DNS
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
+        if patch.secret is not None:
+            _check_secret(channels.get_channel(session, p.id, p.name, channel_id).kind, patch.secret)
         return channels.update_channel(session, p.id, p.name, channel_id, patch, ctx.clock())
 
 
 @router.delete("/{channel_id}", status_code=204, responses=NOT_FOUND)
-def delete_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, project: ProjectName) -> Response:
+def delete_channel(channel_id: ObjectId, db: DatabaseDep, project: ProjectWrite) -> Response:
     """Delete a channel; notifications still queued for it are dropped."""
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         channels.delete_channel(session, p.id, channel_id)
     return Response(status_code=204)
 
 
 @router.post("/{channel_id}/test", response_model=ChannelTestResult, responses=NOT_FOUND)
-def test_channel(channel_id: ObjectId, db: DatabaseDep, who: PrincipalDep, settings: SettingsDep,
-                 ctx: AlertContextDep, project: ProjectName) -> ChannelTestResult:
+def test_channel(channel_id: ObjectId, db: DatabaseDep, settings: SettingsDep, ctx: AlertContextDep,
+                 http: NotifierClientDep, project: ProjectWrite) -> ChannelTestResult:
     """Send a test notification now, once, and say how the receiver answered."""
     with db.transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         target = channels.channel_target(session, p.id, channel_id)
     message_id = new_message_id()
-    message = test_message(message_id=message_id, now=ctx.clock(), project=project, channel=target.name,
+    message = test_message(message_id=message_id, now=ctx.clock(), project=project.name, channel=target.name,
                            url=ctx.public_url)
-    with httpx.Client(follow_redirects=False, trust_env=False) as client:
-        out = send(client, settings, kind=target.kind, url=target.url, secret=target.secret,
-                   message_id=message_id, body=render_for(target.kind, message), clock=ctx.clock)
+    out = send(http, settings, kind=target.kind, url=target.url, secret=target.secret,
+               message_id=message_id, body=render_for(target.kind, message), clock=ctx.clock)
     return ChannelTestResult(message_id=message_id, outcome=out.outcome, status_code=out.status_code,
                              error=out.error, duration_ms=out.duration_ms)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from fadewatch.server.alerts.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec, effective_rules
+from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec, effective_rules
 from fadewatch.server.alerts.schemas import RuleList, RuleOut
-from fadewatch.server.deps import AlertContextDep, DatabaseDep, PrincipalDep, ProjectName
+from fadewatch.server.deps import AlertContextDep, DatabaseDep, ProjectAccess, ProjectRead, ProjectWrite
 from fadewatch.server.store import rules as stored
-from fadewatch.server.store.alerts import check_access, project_for
+from fadewatch.server.store.alerts import project_for
 from fadewatch.server.store.errors import Conflict, NotFound
 from fadewatch.server.store.runs import find_project
 
@@ -42,90 +42,88 @@ def _one(session, project: str, name: str, ctx) -> RuleOut:
 
 
 @router.get("", response_model=RuleList)
-def list_rules(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName) -> RuleList:
+def list_rules(db: DatabaseDep, ctx: AlertContextDep, project: ProjectRead) -> RuleList:
     """The rules in effect: built-in defaults, overridden by name by the server's rule file, then by the API."""
-    check_access(who, project, write=False)
     with db.transaction() as session:
-        return RuleList(rules=_effective(session, project, ctx))
+        return RuleList(rules=_effective(session, project.name, ctx))
 
 
 @router.get("/{name}", response_model=RuleOut, responses=NOT_FOUND)
-def get_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
+def get_rule(db: DatabaseDep, ctx: AlertContextDep, project: ProjectRead,
              name: str = RuleNamePath) -> RuleOut:
-    check_access(who, project, write=False)
     with db.transaction() as session:
-        return _one(session, project, name, ctx)
+        return _one(session, project.name, name, ctx)
 
 
 @router.post("", response_model=RuleOut, status_code=201,
              responses={409: {"description": "the project already has its own rule of this name"}})
-def create_rule(body: RuleSpec, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-                project: ProjectName) -> RuleOut:
+def create_rule(body: RuleSpec, db: DatabaseDep, ctx: AlertContextDep,
+                project: ProjectWrite) -> RuleOut:
     """Add a rule. A name of a default or file rule replaces that rule for this project."""
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         if stored.api_rule(session, p.id, body.name) is not None:
-            raise Conflict(f"project {project!r} already has a rule named {body.name!r}: PUT or PATCH it")
+            raise Conflict(f"project {project.name!r} already has a rule named {body.name!r}: PUT or PATCH it")
         stored.put_rule(session, p.id, body, ctx.clock())
-        return _one(session, project, body.name, ctx)
+        return _one(session, project.name, body.name, ctx)
 
 
 @router.put("/{name}", response_model=RuleOut, responses={201: {"model": RuleOut, "description": "created"}})
-def put_rule(body: RuleBody, response: Response, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-             project: ProjectName, name: str = RuleNamePath) -> RuleOut:
+def put_rule(body: RuleBody, response: Response, db: DatabaseDep, ctx: AlertContextDep,
+             project: ProjectWrite, name: str = RuleNamePath) -> RuleOut:
     """Create or replace the project's rule `name` (201 when created)."""
     spec = RuleSpec.model_validate({**body.model_dump(), "name": name})
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         created = stored.put_rule(session, p.id, spec, ctx.clock())
         response.status_code = 201 if created else 200
-        return _one(session, project, name, ctx)
+        return _one(session, project.name, name, ctx)
 
 
-def _patch(db, who, ctx, project: str, name: str, patch: RulePatch) -> RuleOut:
+def _patch(db, ctx, project: ProjectAccess, name: str, patch: RulePatch) -> RuleOut:
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
-        current = _one(session, project, name, ctx)
+        p = project_for(session, project.name, create=True)
+        current = _one(session, project.name, name, ctx)
         base = RuleSpec.model_validate(current.model_dump(exclude={"source", "overrides"}))
         try:
             spec = patch.apply(base)
         except ValueError as exc:
             raise HTTPException(422, f"the patched rule is not valid: {exc}") from None
         stored.put_rule(session, p.id, spec, ctx.clock())
-        return _one(session, project, name, ctx)
+        return _one(session, project.name, name, ctx)
 
 
 @router.patch("/{name}", response_model=RuleOut, responses=NOT_FOUND)
-def patch_rule(patch: RulePatch, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep,
-               project: ProjectName, name: str = RuleNamePath) -> RuleOut:
+def patch_rule(patch: RulePatch, db: DatabaseDep, ctx: AlertContextDep,
+               project: ProjectWrite, name: str = RuleNamePath) -> RuleOut:
     """Change some fields of a rule. Patching a default or file rule stores the result as the project's own."""
-    return _patch(db, who, ctx, project, name, patch)
+    return _patch(db, ctx, project, name, patch)
 
 
 @router.post("/{name}/disable", response_model=RuleOut, responses=NOT_FOUND)
-def disable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
+def disable_rule(db: DatabaseDep, ctx: AlertContextDep, project: ProjectWrite,
                  name: str = RuleNamePath) -> RuleOut:
     """Switch a rule off for this project, defaults included; firing alerts of it resolve."""
-    return _patch(db, who, ctx, project, name, RulePatch(enabled=False))
+    return _patch(db, ctx, project, name, RulePatch(enabled=False))
 
 
 @router.post("/{name}/enable", response_model=RuleOut, responses=NOT_FOUND)
-def enable_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
+def enable_rule(db: DatabaseDep, ctx: AlertContextDep, project: ProjectWrite,
                 name: str = RuleNamePath) -> RuleOut:
-    return _patch(db, who, ctx, project, name, RulePatch(enabled=True))
+    return _patch(db, ctx, project, name, RulePatch(enabled=True))
 
 
 @router.delete("/{name}", status_code=204, responses={
     404: {"description": "no such rule"},
     409: {"description": "a default or file rule: disable it instead"},
 })
-def delete_rule(db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep, project: ProjectName,
+def delete_rule(db: DatabaseDep, ctx: AlertContextDep, project: ProjectWrite,
                 name: str = RuleNamePath) -> Response:
     """Remove the project's own rule; a default or file rule of the same name takes effect again."""
     with db.write_transaction() as session:
-        p = project_for(session, project, who, write=True)
+        p = project_for(session, project.name, create=True)
         if not stored.delete_rule(session, p.id, name):
-            current = _one(session, project, name, ctx)  # 404 when there is no such rule at all
+            current = _one(session, project.name, name, ctx)  # 404 when there is no such rule at all
             raise Conflict(f"rule {name!r} is a {current.source} rule, which cannot be deleted: "
                            f"disable it with POST .../rules/{name}/disable or PATCH {{\"enabled\": false}}")
     return Response(status_code=204)

@@ -6,10 +6,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
-from fadewatch.server.deps import DatabaseDep, MetricsDep, PrincipalDep, RunId, SettingsDep, StepBound
+from fadewatch.server.deps import DatabaseDep, IngestDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut, StepBatch
-from fadewatch.server.store import reads, samples, steps
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut
+from fadewatch.server.store import reads, samples
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
 _METRIC_NAME = TypeAdapter(MetricName)
@@ -34,10 +34,9 @@ BATCH_BODY = {
 async def ingest_steps(
     run_id: RunId,
     request: Request,
-    db: DatabaseDep,
+    ingest: IngestDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    metrics: MetricsDep,
 ) -> IngestResult:
     """Store a batch of step records in one transaction; already stored steps are skipped.
 
@@ -49,14 +48,9 @@ async def ingest_steps(
     def work() -> IngestResult:
         batch = parse_batch(body, request.headers.get("content-type"))
         check_batch(batch, settings)
-        with db.write_transaction() as session:
-            return steps.ingest(session, run_id, batch.records, who)
+        return ingest.ingest(run_id, batch.records, who)
 
-    result = await run_in_threadpool(work)
-    metrics.batches.inc()
-    metrics.steps_stored.inc(result.stored)
-    metrics.steps_duplicate.inc(result.duplicates)
-    return result
+    return await run_in_threadpool(work)
 
 
 def _keys(raw: str) -> list[str]:

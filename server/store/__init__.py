@@ -1,9 +1,5 @@
 """The repository layer: every SQL statement of the server lives here.
 
-ORM objects never leave it; callers get pydantic models or plain values.
+ORM objects never leave it; callers get pydantic models or plain values. Nothing is imported
+here, so a module can use one part (the errors, say) without loading the rest.
 """
-
-from fadewatch.server.store.errors import NotFound, Forbidden
-from fadewatch.server.store import reads, runs, samples, steps, tokens
-
-__all__ = ["NotFound", "Forbidden", "reads", "runs", "samples", "steps", "tokens"]

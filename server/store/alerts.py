@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from fadewatch.server.alerts.machine import Track
+from fadewatch.server.alerts.evaluation.machine import Track
 from fadewatch.server.alerts.models import (
     AlertChannel,
     AlertEvent,
@@ -18,15 +18,14 @@ from fadewatch.server.alerts.models import (
     AlertState,
     DeliveryAttempt,
 )
-from fadewatch.server.alerts.notify import run_url
+from fadewatch.server.alerts.delivery.messages import run_url
 from fadewatch.server.alerts.schemas import AlertDetail, AlertOut, AttemptOut, EventOut, NotificationOut
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import Project, Run
-from fadewatch.server.store.errors import Forbidden, NotFound
+from fadewatch.server.store.errors import NotFound
 from fadewatch.server.store.runs import find_project, get_or_create_project
 
 __all__ = [
-    "check_access",
     "project_for",
     "api_rule_specs",
     "load_tracks",
@@ -52,20 +51,14 @@ def to_datetime(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
-def check_access(who: Principal, name: str, *, write: bool) -> None:
-    """Raise Forbidden unless the caller's token may read (or change) project `name`."""
-    if not who.is_open and who.project != name:
-        raise Forbidden(f"this token belongs to project {who.project!r}, not {name!r}")
-    if write and who.scope != "write":
-        raise Forbidden("a read token cannot change alerting settings")
+def project_for(session: Session, name: str, *, create: bool) -> Project:
+    """The project row; with ``create`` it is made if missing (rules before the first run).
 
-
-def project_for(session: Session, name: str, who: Principal, *, write: bool) -> Project:
-    """The project, if the caller may use it; writing creates it (rules before the first run)."""
-    check_access(who, name, write=write)
+    Callers have checked permissions already (ProjectRead / ProjectWrite in the routes).
+    """
     project = find_project(session, name)
     if project is None:
-        if not write:
+        if not create:
             raise NotFound(f"project {name!r} not found")
         project = get_or_create_project(session, name)
         session.flush()
@@ -164,9 +157,9 @@ def list_alerts(
 ) -> tuple[list[AlertOut], int]:
     """A page of alerts, latest transition first, and how many match in all."""
     where = []
+    if project is not None:
+        who.require_project(project, write=False)
     if not who.is_open:
-        if project is not None and project != who.project:
-            raise Forbidden(f"this token belongs to project {who.project!r}, not {project!r}")
         where.append(AlertState.project_id == who.project_id)
     if project is not None:
         where.append(Project.name == project)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from fadewatch.server.alerts.models import AlertRule
-from fadewatch.server.alerts.rules import RuleSpec, spec_hash
+from fadewatch.server.alerts.evaluation.rules import RuleSpec, spec_hash
 
 __all__ = ["api_rules", "api_rule", "put_rule", "delete_rule"]
 

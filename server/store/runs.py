@@ -36,10 +36,7 @@ def get_or_create_project(session: Session, name: str) -> Project:
 
 def create_or_resume(session: Session, body: RunCreate, who: Principal) -> tuple[RunOut, bool]:
     """Return the run named body.name in body.project, creating it if needed."""
-    if not who.is_open and who.project != body.project:
-        raise Forbidden(f"this token belongs to project {who.project!r}, not {body.project!r}")
-    if who.scope != "write":
-        raise Forbidden("a read token cannot create runs")
+    who.require_project(body.project, write=True)
     project = get_or_create_project(session, body.project)
     run = _find_run(session, project.id, body.name)
     created = False
@@ -98,9 +95,9 @@ def list_runs(
     offset: int = 0,
 ) -> list[RunOut]:
     query = select(Run, Project.name).join(Project, Project.id == Run.project_id)
+    if project is not None:
+        who.require_project(project, write=False)
     if not who.is_open:
-        if project is not None and project != who.project:
-            raise Forbidden(f"this token belongs to project {who.project!r}, not {project!r}")
         query = query.where(Run.project_id == who.project_id)
     if project is not None:
         query = query.where(Project.name == project)

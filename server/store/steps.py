@@ -1,22 +1,30 @@
-"""Ingest of step batches: one transaction, idempotent on (run, step)."""
+"""Storing step batches: rows only, idempotent on (run, step); the ingest service owns the transaction."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import Insert, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fadewatch.server.alerts import engine as alert_engine
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
 from fadewatch.server.store.runs import load_run
 
-__all__ = ["ingest"]
+__all__ = ["StoredBatch", "store_batch"]
+
+
+@dataclass
+class StoredBatch:
+    """What a batch stored: the API's answer, and the newly stored records in step order."""
+
+    result: IngestResult
+    records: list[StepRecord]
 
 
 def _insert(session: Session, table) -> Insert:
@@ -28,9 +36,9 @@ def _insert(session: Session, table) -> Insert:
     raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
 
-def ingest(
+def store_batch(
     session: Session, run_id: int, records: list[StepRecord], who: Principal
-) -> IngestResult:
+) -> StoredBatch:
     """Store new steps of a run; steps already stored (or repeated in the batch) are left alone."""
     load_run(session, run_id, who, write=True)
     first_by_step: dict[int, StepRecord] = {}
@@ -41,7 +49,7 @@ def ingest(
         else:
             first_by_step[record.step] = record
     if not first_by_step:
-        return IngestResult(stored=0, duplicates=len(records), duplicate_steps=in_batch_duplicates)
+        return StoredBatch(IngestResult(stored=0, duplicates=len(records), duplicate_steps=in_batch_duplicates), [])
 
     now = time.time()
     # Sorted keys give every writer the same lock order, so concurrent batches cannot deadlock.
@@ -91,14 +99,10 @@ def ingest(
             by_step.setdefault(row["step"], {})[row["name"]] = row["data"]
         blocks.add_steps(session, run_id, [(r.step, r.scalars, by_step.get(r.step, {}))
                                            for r in ordered if r.step in stored_steps])
-        # After _advance_run: its UPDATE holds the run's row lock, so batches of one run are
-        # evaluated one at a time, in the transaction that stores their steps.
-        alert_engine.evaluate(session, run_id, [r for r in ordered if r.step in stored_steps])
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
-    return IngestResult(
-        stored=len(stored_steps), duplicates=len(duplicates), duplicate_steps=duplicates
-    )
+    result = IngestResult(stored=len(stored_steps), duplicates=len(duplicates), duplicate_steps=duplicates)
+    return StoredBatch(result, [r for r in ordered if r.step in stored_steps])
 
 
 # On PostgreSQL a batch is one statement over one JSON document: the statement text never

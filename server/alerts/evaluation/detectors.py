@@ -14,8 +14,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
-from fadewatch.server.alerts.detector_base import OPS, Finite, Params, Verdict, baseline, fmt
-from fadewatch.server.alerts.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
+from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, baseline, fmt
+from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
                                              describe_early, entropy_collapse, entropy_early_warning)
 from fadewatch.server.schemas import MetricName
 

@@ -12,8 +12,8 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
-from fadewatch.dashboard.charts import Chart, Trace
-from fadewatch.dashboard.theme import ALERT, NEUTRAL, WARNING, axis, base_layout, run_color, with_alpha
+from fadewatch.dashboard.figures.charts import Chart, Trace
+from fadewatch.dashboard.figures.theme import ALERT, NEUTRAL, WARNING, axis, base_layout, run_color, with_alpha
 
 __all__ = [
     "text",

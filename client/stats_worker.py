@@ -1,4 +1,4 @@
-"""The background worker that turns queued steps into records and appends them to the spool.
+"""The statistics worker: a background thread that turns queued steps into records and appends them to the spool.
 
 ``log()`` hands over a ``Job``: the prepared inputs (CPU) or the reductions already
 launched on the device (accelerator), plus the extra scalars. The worker finishes the
@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 from fadewatch.notices import Notices
 from fadewatch.records import DeferredScalars, encode
-from fadewatch.sender import Counters
+from fadewatch.counters import Counters
 from fadewatch.spool import Spool
 
-__all__ = ["BoundedQueue", "Job", "Worker"]
+__all__ = ["BoundedQueue", "Job", "StatsWorker"]
 
 STOP = object()
 
@@ -65,7 +65,7 @@ class BoundedQueue:
         return len(self._items)
 
 
-class Worker:
+class StatsWorker:
     """One daemon thread per run: jobs in, spooled records out."""
 
     def __init__(self, queue: BoundedQueue, spool: Spool, counters: Counters, *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fadewatch.dashboard.figures import (
+from fadewatch.dashboard.figures.series import (
     ALERT_AXIS,
     _alert_axis,
     alert_shapes,
@@ -19,7 +19,7 @@ from fadewatch.dashboard.figures import (
     rounded,
     text,
 )
-from fadewatch.dashboard.theme import HEATMAP_SCALE, NEUTRAL, SERIES_COLORS, base_layout, with_alpha
+from fadewatch.dashboard.figures.theme import HEATMAP_SCALE, NEUTRAL, SERIES_COLORS, base_layout, with_alpha
 
 __all__ = [
     "column_shares",

@@ -2,70 +2,84 @@
 
 Per batch: one read of the run's alert states, the rules applied to every new record in
 step order (O(records x rules), detectors incremental), then one bulk write of the states
-that changed, plus events and outbox rows for transitions. Everything commits or rolls
-back with the steps themselves, so a crash can never lose a notification nor send one for
-steps that were not stored.
+that changed, plus events and outbox rows for transitions. Everything commits with the
+steps themselves, so a crash can never lose a notification nor send one for steps that were
+not stored; the ingest service runs it inside a savepoint, so its failure costs no step.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from fadewatch.server.alerts import slack, webhooks
-from fadewatch.server.alerts.detectors import DETECTORS
-from fadewatch.server.alerts.machine import Track, advance
-from fadewatch.server.alerts.notify import CONTEXT_KEYS, alert_labels, build_message, diagnose, run_url
-from fadewatch.server.alerts.rules import CompiledRule, FileRule, RuleSpec, effective_rules
-from fadewatch.server.alerts.silencing import silenced_by
+from fadewatch.server.alerts.evaluation.detectors import DETECTORS
+from fadewatch.server.alerts.evaluation.machine import Track, advance
+from fadewatch.server.alerts.delivery.messages import (CONTEXT_KEYS, OUTBOX_FLAG, alert_labels, build_message, diagnose,
+                                                       new_message_id, render_for, run_url)
+from fadewatch.server.alerts.evaluation.rules import CompiledRule, FileRule, RuleSpec, effective_rules
+from fadewatch.server.alerts.evaluation.silencing import silenced_by
 from fadewatch.server.models import Project, Run
 from fadewatch.server.store import alerts as store
 
-__all__ = ["AlertContext", "CONTEXT_KEY", "OUTBOX_FLAG", "evaluate", "new_message_id", "render_for"]
+__all__ = ["AlertContext", "RulePlans", "evaluate"]
 
 log = logging.getLogger("fadewatch.server.alerts")
 
-CONTEXT_KEY = "fadewatch.alerts"
-OUTBOX_FLAG = "fadewatch.outbox"
+
+class RulePlans:
+    """Compiled rule plans by (project, stored rule hashes), and stored specs by hash.
+
+    Keys are contents, never object ids; one instance per server (in its AlertContext),
+    bounded, and safe to share between the threads that ingest.
+    """
+
+    MAX_PLANS, MAX_SPECS = 1024, 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plans: dict[tuple, list[CompiledRule]] = {}
+        self._specs: dict[str, RuleSpec | None] = {}
+
+    def spec(self, digest: str, spec: dict) -> RuleSpec | None:
+        with self._lock:
+            if digest in self._specs:
+                return self._specs[digest]
+        try:
+            parsed = RuleSpec.model_validate(spec)
+        except ValueError:
+            log.warning("stored rule %r no longer validates; it is skipped", spec.get("name"))
+            parsed = None
+        with self._lock:
+            if len(self._specs) >= self.MAX_SPECS:
+                self._specs.clear()
+            self._specs[digest] = parsed
+        return parsed
+
+    def plan(self, key: tuple, build: Callable[[], list[CompiledRule]]) -> list[CompiledRule]:
+        with self._lock:
+            found = self._plans.get(key)
+        if found is None:
+            found = build()
+            with self._lock:
+                if len(self._plans) >= self.MAX_PLANS:
+                    self._plans.clear()
+                self._plans[key] = found
+        return found
 
 
 @dataclass
 class AlertContext:
-    """What the engine needs from the server, handed over in Session.info by the app."""
+    """What the engine needs from the server it runs in: the rule file, links, the clock."""
 
     file_rules: list[FileRule] = field(default_factory=list)
     public_url: str = "http://127.0.0.1:8700"
     clock: Callable[[], float] = time.time
-
-
-_DEFAULT = AlertContext()
-_api_specs: dict[str, RuleSpec | None] = {}
-_plans: dict[tuple, list[CompiledRule]] = {}
-
-
-def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex
-
-
-def render_for(kind: str, message: dict) -> str:
-    return slack.render(message) if kind == "slack" else webhooks.render(message)
-
-
-def _api_spec(digest: str, spec: dict) -> RuleSpec | None:
-    if digest not in _api_specs:
-        try:
-            _api_specs[digest] = RuleSpec.model_validate(spec)
-        except ValueError:
-            log.warning("stored rule %r no longer validates; it is skipped", spec.get("name"))
-            _api_specs[digest] = None
-        if len(_api_specs) > 4096:
-            _api_specs.clear()
-    return _api_specs[digest]
+    plans: RulePlans = field(default_factory=RulePlans, repr=False)
 
 
 def _rules(session: Session, project_id: int, ctx: AlertContext) -> list[CompiledRule]:
@@ -73,16 +87,13 @@ def _rules(session: Session, project_id: int, ctx: AlertContext) -> list[Compile
     stored = store.api_rule_specs(session, project_id)
     scoped = any(r.projects for r in ctx.file_rules)
     project = session.get(Project, project_id).name if scoped else None
-    key = (id(ctx), project, tuple(sorted(h for h, _ in stored)))
-    plan = _plans.get(key)
-    if plan is None:
-        api = [s for s in (_api_spec(h, spec) for h, spec in stored) if s is not None]
+
+    def build() -> list[CompiledRule]:
+        api = [s for s in (ctx.plans.spec(h, spec) for h, spec in stored) if s is not None]
         rules = [r for r in effective_rules(project, ctx.file_rules, api) if r.spec.enabled]
-        plan = sorted(rules, key=lambda r: r.severity != "critical")
-        if len(_plans) > 1024:
-            _plans.clear()
-        _plans[key] = plan
-    return plan
+        return sorted(rules, key=lambda r: r.severity != "critical")
+
+    return ctx.plans.plan((project, tuple(sorted(h for h, _ in stored))), build)
 
 
 def _context(records: Sequence, i: int) -> dict:
@@ -207,37 +218,35 @@ class _Batch:
             self.session.info[OUTBOX_FLAG] = True
 
 
-def evaluate(session: Session, run_id: int, records: Sequence, now: float | None = None) -> None:
-    """Run the project's rules over newly stored step records (in step order) of one run."""
+def evaluate(session: Session, ctx: AlertContext, run_id: int, records: Sequence, now: float | None = None) -> None:
+    """Run the project's rules over newly stored step records (in step order) of one run.
+
+    Any error propagates: the ingest service runs this inside a savepoint, so a failure here
+    rolls back the alert writes alone and never the steps.
+    """
     if not records:
         return
-    ctx = session.info.get(CONTEXT_KEY) or _DEFAULT
     now = ctx.clock() if now is None else now
     run = session.get(Run, run_id)
     rules = _rules(session, run.project_id, ctx)
     tracks = store.load_tracks(session, run_id)
-    try:
-        batch = _Batch(session, ctx, run, now, tracks)
-        plan = [(rule, rule.fingerprint(run_id)) for rule in rules]
-        by_fingerprint = {fp: rule for rule, fp in plan}
-        for i, rec in enumerate(records):
-            step, scalars, nonfinite = rec.step, rec.scalars, rec.nonfinite
-            for rule, fp in plan:
-                t = tracks.get(fp)
-                if t is None:
-                    t = tracks[fp] = Track.for_rule(rule, fp)
-                elif t.last_step is not None and step <= t.last_step:
-                    continue  # a late step: stored, but alert state only moves forward
-                if t.rule_hash != rule.hash:
-                    t.adopt(rule)
-                kind = advance(rule, t, step, scalars, nonfinite, now)
-                if kind is not None:
-                    batch.transition(rule, t, kind, step, records, i)
-            if batch.held:
-                batch.release(by_fingerprint, step, records, i)
-        batch.finish(by_fingerprint)
-    except Exception:
-        # A detector bug must not cost the steps: they are stored, alerting skips this batch.
-        log.exception("alert evaluation failed for run %s; batch skipped", run_id)
-        return
+    batch = _Batch(session, ctx, run, now, tracks)
+    plan = [(rule, rule.fingerprint(run_id)) for rule in rules]
+    by_fingerprint = {fp: rule for rule, fp in plan}
+    for i, rec in enumerate(records):
+        step, scalars, nonfinite = rec.step, rec.scalars, rec.nonfinite
+        for rule, fp in plan:
+            t = tracks.get(fp)
+            if t is None:
+                t = tracks[fp] = Track.for_rule(rule, fp)
+            elif t.last_step is not None and step <= t.last_step:
+                continue  # a late step: stored, but alert state only moves forward
+            if t.rule_hash != rule.hash:
+                t.adopt(rule)
+            kind = advance(rule, t, step, scalars, nonfinite, now)
+            if kind is not None:
+                batch.transition(rule, t, kind, step, records, i)
+        if batch.held:
+            batch.release(by_fingerprint, step, records, i)
+    batch.finish(by_fingerprint)
     batch.write()

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from fadewatch.server.alerts.detector_base import Params, Verdict, baseline, fmt, push
+from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt, push
 from fadewatch.server.schemas import MetricName
 
 __all__ = ["EntropyCollapseParams", "EarlyWarningParams", "entropy_collapse", "entropy_early_warning",

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from fadewatch import __version__
-from fadewatch.server.alerts.ssrf import Resolver, Target, TargetRefused, TargetUnresolved, resolve_target
-from fadewatch.server.alerts.webhooks import signed_headers
+from fadewatch.server.alerts.delivery.ssrf import Resolver, Target, TargetRefused, TargetUnresolved, resolve_target
+from fadewatch.server.alerts.delivery.webhooks import signed_headers
 from fadewatch.server.settings import ServerSettings
 
 __all__ = ["Outcome", "send", "retry_after_seconds", "RETRYABLE_STATUS"]

@@ -1,19 +1,4 @@
-"""The spool: one run's records on disk, append-only, with an acknowledgement marker.
-
-A spool is a folder under ``FADEWATCH_DIR/spool/``::
-
-    run.json         project, name, config, final status once the run finished
-    lock             held (flock) by the process that writes the spool
-    00000000.jsonl   step records, one JSON object per line, in the order logged
-    00000001.jsonl   the next segment once one passes ``segment_bytes``
-    ack              {"segment": i, "offset": n}: everything before is stored on the server
-    rejected.jsonl   records the server refused as invalid (kept for inspection)
-
-Every record is appended (and handed to the OS) before it is sent, so a record survives
-the death of the process that logged it; ``sync()`` also makes it survive the machine.
-Segments wholly before the ack marker are deleted. If the disk refuses a write the spool
-keeps later records in memory, so delivery goes on while the process lives.
-"""
+"""The Spool class: appends, reads, acknowledges and removes one run's records (see __init__)."""
 
 from __future__ import annotations
 
@@ -28,12 +13,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from fadewatch.spool_files import (
-    ACK, MAX_MEMORY_RECORDS, MEMORY, META, REJECTED, Entry, find_spools, fsync_dir, lock,
+from fadewatch.spool.files import (
+    ACK, MAX_MEMORY_RECORDS, MEMORY, META, REJECTED, Entry, fsync_dir, lock,
     safe_name, segment_name, write_atomic,
 )
 
-__all__ = ["Entry", "Spool", "find_spools"]
+__all__ = ["Spool"]
 
 log = logging.getLogger("fadewatch")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 
-from fadewatch.dashboard import alertapi
+from fadewatch.dashboard.pages.alerts import alerting_api
 from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client
 
@@ -83,7 +83,7 @@ def register() -> None:
         def act():
             if not (name or "").strip():
                 raise ValueError("Give the rule a name, e.g. kl_high.")
-            alertapi.put_rule(client(), project, name.strip(),
+            alerting_api.put_rule(client(), project, name.strip(),
                               rule_body(detector, metric, op, value, params, for_steps, keep, severity))
             return f"Rule {name.strip()} saved."
         return _run(project, changed, act)
@@ -96,7 +96,7 @@ def register() -> None:
             return no_update, no_update
 
         def act():
-            alertapi.set_rule_enabled(client(), project, hit["name"], hit["enable"])
+            alerting_api.set_rule_enabled(client(), project, hit["name"], hit["enable"])
             return f"Rule {hit['name']} {'enabled' if hit['enable'] else 'disabled'}."
         return _run(project, changed, act)
 
@@ -108,7 +108,7 @@ def register() -> None:
             return no_update, no_update
 
         def act():
-            alertapi.delete_rule(client(), project, hit["name"])
+            alerting_api.delete_rule(client(), project, hit["name"])
             return f"Rule {hit['name']} deleted; a built-in or file rule of that name applies again."
         return _run(project, changed, act)
 
@@ -140,7 +140,7 @@ def register() -> None:
             body = {"name": name.strip(), "kind": kind, "url": url.strip()}
             if secret:
                 body["secret"] = secret.strip()
-            alertapi.create_channel(client(), project, body)
+            alerting_api.create_channel(client(), project, body)
             return f"Channel {name.strip()} added."
         return _run(project, changed, act)
 
@@ -156,12 +156,12 @@ def register() -> None:
         def act():
             api = client()
             if hit["type"] == "channel-toggle":
-                alertapi.set_channel_enabled(api, project, hit["id"], hit["enable"])
+                alerting_api.set_channel_enabled(api, project, hit["id"], hit["enable"])
                 return f"Channel {'enabled' if hit['enable'] else 'disabled'}."
             if hit["type"] == "channel-delete":
-                alertapi.delete_channel(api, project, hit["id"])
+                alerting_api.delete_channel(api, project, hit["id"])
                 return "Channel deleted; messages queued for it are dropped."
-            r = alertapi.test_channel(api, project, hit["id"])
+            r = alerting_api.test_channel(api, project, hit["id"])
             detail = [f"HTTP {r['status_code']}" if r.get("status_code") else "", r.get("error") or ""]
             detail = ", ".join(d for d in detail if d)
             if r["outcome"] != "delivered":
@@ -179,9 +179,9 @@ def register() -> None:
         def act():
             if not hours or float(hours) <= 0:
                 raise ValueError("Give the silence a duration in hours.")
-            body = {"matchers": alertapi.parse_matchers(matchers or ""), "duration_s": float(hours) * 3600,
+            body = {"matchers": alerting_api.parse_matchers(matchers or ""), "duration_s": float(hours) * 3600,
                     "comment": comment or None, "created_by": by or None}
-            alertapi.create_silence(client(), project, body)
+            alerting_api.create_silence(client(), project, body)
             return "Silence added."
         return _run(project, changed, act)
 
@@ -193,6 +193,6 @@ def register() -> None:
             return no_update, no_update
 
         def act():
-            alertapi.expire_silence(client(), project, hit["id"])
+            alerting_api.expire_silence(client(), project, hit["id"])
             return "Silence expired."
         return _run(project, changed, act)

@@ -37,6 +37,11 @@ class ServerMetrics:
         self.batches = Counter(
             "fadewatch_batches_ingested", "Step batches accepted.", registry=self.registry
         )
+        self.alert_evaluation_failures = Counter(
+            "fadewatch_alert_evaluation_failures",
+            "Batches whose steps were stored but whose alert evaluation failed (rolled back alone).",
+            registry=self.registry,
+        )
         self.alert_deliveries = Counter(
             "fadewatch_alert_deliveries",
             "Notification delivery attempts by channel kind and outcome (delivered, retry, failed).",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dash import Patch, no_update
 
-from fadewatch.dashboard import alertdata
-from fadewatch.dashboard.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
-from fadewatch.dashboard.figures import entropy_projection, projection_trace, rounded, series_figure
-from fadewatch.dashboard.histfigures import (
+from fadewatch.dashboard.pages.run import markers
+from fadewatch.dashboard.figures.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
+from fadewatch.dashboard.figures.series import entropy_projection, projection_trace, rounded, series_figure
+from fadewatch.dashboard.figures.histograms import (
     QUANTILE_TRACES,
     column_shares,
     heatmap_figure,
@@ -20,7 +20,7 @@ from fadewatch.dashboard.histfigures import (
     quantile_figure,
     sum_matrices,
 )
-from fadewatch.dashboard.live import (
+from fadewatch.dashboard.figures.live import (
     apply_alerts,
     apply_appends,
     count_points,
@@ -59,7 +59,7 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
     keys = sorted(set(run.get("summary") or {}) | set(known_keys))
     data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS)
     series, down = data["series"], data["downsampled"]
-    alerts = alertdata.run_alerts(api, run["id"])
+    alerts = markers.run_alerts(api, run["id"])
     figs, maps = {}, {}
     baseline = _baseline(series)
     for chart, traces in charts_for(keys):
@@ -100,7 +100,7 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
     added = count_points(new_series)
     if state["points"] + added > 2 * MAX_POINTS:
         return None
-    alerts = new_alerts(alertdata.run_alerts(api, run["id"]), state["alerts"])
+    alerts = new_alerts(markers.run_alerts(api, run["id"]), state["alerts"])
     if not added and not alerts:
         return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update
 
@@ -160,7 +160,7 @@ def load_heat(api, run_id: int, kind: str, y_title: str, mode: str | None = None
     """A heatmap (and for advantages, quantile bands) in full, with the state to refresh them."""
     title, names = heat_names(kind, mode)
     matrix = _matrix(api, run_id, names, max_steps=MAX_COLUMNS)
-    alerts = alertdata.run_alerts(api, run_id)
+    alerts = markers.run_alerts(api, run_id)
     heat = heatmap_figure(matrix, title, y_title, alerts,
                           empty_message=f"not logged yet: histogram {' + '.join(names)}")
     bands = quantile_figure(matrix, quantiles_title, y_title, alerts) if quantiles_title else None
@@ -178,7 +178,7 @@ def refresh_heat(api, state: dict, with_bands: bool):
         return None
     _, names = heat_names(state["kind"], state["mode"])
     matrix = _matrix(api, state["run_id"], names, max_steps=MAX_COLUMNS, min_step=state["last"] + 1)
-    alerts = new_alerts(alertdata.run_alerts(api, state["run_id"]), state["alerts"])
+    alerts = new_alerts(markers.run_alerts(api, state["run_id"]), state["alerts"])
     fresh = not is_empty(matrix)
     if fresh and (heat_signature(matrix) != state["sig"] or state["cols"] + len(matrix["steps"]) > 2 * MAX_COLUMNS):
         return None

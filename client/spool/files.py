@@ -1,6 +1,6 @@
 """The files of a spool folder: their names, atomic writes, the lock, and finding spools.
 
-See spool.py for what a spool holds.
+See the package docstring for what a spool holds.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ from urllib.parse import quote
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from fadewatch.dashboard import runview
+from fadewatch.dashboard.pages.run import loading
 from fadewatch.dashboard.api import ApiError
-from fadewatch.dashboard.charts import charts_for
+from fadewatch.dashboard.figures.charts import charts_for
 from fadewatch.dashboard.context import client, config, href
-from fadewatch.dashboard.figures import empty_figure
-from fadewatch.dashboard.histfigures import distribution_figure
-from fadewatch.dashboard.theme import run_color
+from fadewatch.dashboard.figures.series import empty_figure
+from fadewatch.dashboard.figures.histograms import distribution_figure
+from fadewatch.dashboard.figures.theme import run_color
 from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num, graph, section
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
@@ -163,11 +163,11 @@ def refresh_series(_n, state, run_id):
     try:
         run = api.run(run_id)
         if state and state.get("run_id") == run_id:
-            patched = runview.refresh_series(api, run, state, chart_ids, user_keys)
+            patched = loading.refresh_series(api, run, state, chart_ids, user_keys)
             if patched is not None:
                 charts, users, new_state = patched
                 return charts, users, no_update, new_state, _meta(run), False
-        figs, user_figs, new_state = runview.load_series(api, run, (state or {}).get("keys", ()))
+        figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()))
     except ApiError:
         return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update, False
     other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
@@ -181,10 +181,10 @@ def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, ban
     forced = ctx.triggered_id == "run-diff-mode"
     try:
         if state and state.get("run_id") == run_id and not forced:
-            patched = runview.refresh_heat(api, state, with_bands=bands_title is not None)
+            patched = loading.refresh_heat(api, state, with_bands=bands_title is not None)
             if patched is not None:
                 return patched
-        heat, bands, new_state = runview.load_heat(api, run_id, kind, y_title, mode, bands_title)
+        heat, bands, new_state = loading.load_heat(api, run_id, kind, y_title, mode, bands_title)
     except ApiError:
         return (no_update,) * n_outputs
     return heat, bands if bands is not None else no_update, new_state, None

@@ -6,10 +6,18 @@ and difficulty axes say is happening, and links to the run's page in the dashboa
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["CONTEXT_KEYS", "diagnose", "build_message", "test_message", "run_url", "alert_labels"]
+from fadewatch.server.alerts.delivery import slack, webhooks
+
+__all__ = ["CONTEXT_KEYS", "OUTBOX_FLAG", "diagnose", "build_message", "test_message", "run_url", "alert_labels",
+           "new_message_id", "render_for"]
+
+# Set in Session.info by a transaction that queued notifications: the delivery worker wakes
+# at its commit instead of at its next poll.
+OUTBOX_FLAG = "fadewatch.outbox"
 
 SIGN_KEYS = ("sign/balance", "sign/m_pos", "sign/m_neg")
 DIFFICULTY_KEYS = ("difficulty/solve_rate", "difficulty/no_signal_frac", "difficulty/peak", "difficulty/ess_frac")
@@ -107,3 +115,12 @@ def test_message(*, message_id: str, now: float, project: str, channel: str, url
             "url": url,
         },
     }
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def render_for(kind: str, message: dict) -> str:
+    """The request body of a message for a channel kind."""
+    return slack.render(message) if kind == "slack" else webhooks.render(message)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from fadewatch.dashboard import alertactions, alertapi
-from fadewatch.dashboard.alertviews import (
+from fadewatch.dashboard.pages.alerts import actions, alerting_api
+from fadewatch.dashboard.pages.alerts.views import (
     alert_detail,
     alerts_table,
     channel_form,
@@ -116,12 +116,12 @@ def refresh_settings(project, _changed):
         return pick, pick, pick, None
     api = client()
     try:
-        rules = alertapi.rules(api, project)
-        return (rules_table(rules), channels_table(alertapi.channels(api, project)),
-                silences_table(alertapi.silences(api, project)), rules)
+        rules = alerting_api.rules(api, project)
+        return (rules_table(rules), channels_table(alerting_api.channels(api, project)),
+                silences_table(alerting_api.silences(api, project)), rules)
     except ApiError as exc:
         failed = error_state(exc)
         return failed, failed, failed, None
 
 
-alertactions.register()
+actions.register()

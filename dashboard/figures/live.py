@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from dash import Patch
 
-from fadewatch.dashboard.figures import alert_color, alert_shapes, rounded, text
+from fadewatch.dashboard.figures.series import alert_color, alert_shapes, rounded, text
 
 __all__ = ["series_appends", "apply_appends", "apply_alerts", "count_points", "new_alerts", "heat_signature"]
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fadewatch.server.alerts.detectors import DETECTORS, ThresholdParams
+from fadewatch.server.alerts.evaluation.detectors import DETECTORS, ThresholdParams
 from fadewatch.server.schemas import DisplayName, MetricName
 
 __all__ = [

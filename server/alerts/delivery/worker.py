@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import event
 
-from fadewatch.server.alerts.engine import OUTBOX_FLAG
-from fadewatch.server.alerts.sender import Outcome, send
-from fadewatch.server.alerts.ssrf import Resolver
-from fadewatch.server.deps import Database
-from fadewatch.server.metrics import ServerMetrics
+from fadewatch.server.alerts.delivery.messages import OUTBOX_FLAG
+from fadewatch.server.alerts.delivery.sender import Outcome, send
+from fadewatch.server.alerts.delivery.ssrf import Resolver
+from fadewatch.server.db import Database
+from fadewatch.server.http.metrics import ServerMetrics
 from fadewatch.server.settings import ServerSettings
 from fadewatch.server.store import delivery as queue
 

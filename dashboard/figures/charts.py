@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from fadewatch.dashboard.theme import NEG, NEUTRAL, POS, SERIES_COLORS
+from fadewatch.dashboard.figures.theme import NEG, NEUTRAL, POS, SERIES_COLORS
 
 __all__ = ["Trace", "Chart", "CHARTS", "CHART_BY_ID", "HISTOGRAMS", "chart_keys", "pass_keys",
            "other_keys", "charts_for", "user_chart"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fadewatch.server.alerts.rules import CompiledRule
+from fadewatch.server.alerts.evaluation.rules import CompiledRule
 
 __all__ = ["Track", "advance", "STATES"]
 

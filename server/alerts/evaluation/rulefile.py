@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fadewatch.server.alerts.rules import FileRule, brief
+from fadewatch.server.alerts.evaluation.rules import FileRule, brief
 
 __all__ = ["RulesFileError", "parse_rules", "load_rules_file"]
 
