@@ -21,6 +21,10 @@ __all__ = [
     "RunPatch",
     "RunOut",
     "RunList",
+    "RunSort",
+    "AlertBrief",
+    "ProjectOut",
+    "ProjectList",
     "RunStatus",
     "SeriesPoints",
     "SeriesOut",
@@ -189,6 +193,17 @@ class RunPatch(BaseModel):
     )
 
 
+class AlertBrief(BaseModel):
+    """The newest alert of a run, as the runs page shows it."""
+
+    id: int
+    rule: str
+    severity: str
+    state: str
+    step: int | None = Field(description="where the episode fired (or, while pending, started)")
+    summary: str | None
+
+
 class RunOut(BaseModel):
     id: int
     project: str
@@ -202,10 +217,27 @@ class RunOut(BaseModel):
     step_count: int
     summary: dict[str, float | None] | None
     error: str | None = None
+    alerts_firing: int = Field(0, description="alerts of this run firing now")
+    latest_alert: AlertBrief | None = Field(None, description="its most recently changed alert, if any")
 
 
 class RunList(BaseModel):
     runs: list[RunOut]
+    total: int = Field(description="runs matching the filters, over all pages")
+
+
+RunSort = Literal["updated", "created", "name", "last_step", "alerts_firing"]
+
+
+class ProjectOut(BaseModel):
+    name: str
+    runs: int
+    running: int
+    last_activity: UtcDateTime | None
+
+
+class ProjectList(BaseModel):
+    projects: list[ProjectOut]
 
 
 class SeriesPoints(BaseModel):

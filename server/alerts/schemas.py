@@ -193,3 +193,38 @@ class SilenceOut(BaseModel):
 
 class SilenceList(BaseModel):
     silences: list[SilenceOut]
+
+
+class MarkerOut(BaseModel):
+    """One alert transition drawn on a run's charts."""
+
+    event_id: int
+    alert_id: int
+    step: int
+    kind: Literal["firing", "resolved", "repeat"]
+    rule: str
+    severity: str
+    summary: str | None
+
+
+class MarkerList(BaseModel):
+    run_id: int
+    markers: list[MarkerOut] = Field(description="oldest first (by step, then event)")
+
+
+class ForecastOut(BaseModel):
+    """Where a watched metric is heading, read from the state of the rule that alerts on it."""
+
+    run_id: int
+    rule: str | None = Field(description="the rule whose state this is; None when no rule forecasts")
+    metric: str | None
+    step: int | None = Field(description="the newest step the rule has seen")
+    value: float | None = Field(description="the metric at that step")
+    baseline: float | None
+    collapse_level: float | None
+    fitted: float | None = Field(description="the fitted value at `step`")
+    slope: float | None = Field(description="the fitted change per step at `step`")
+    projected_step: int | None = Field(description="where the fit meets the collapse level")
+    horizon: int | None = Field(description="how far ahead a projection may warn")
+    signals: list[str] = Field(description="the signals that fire now")
+    firing: bool = Field(description="the rule's alert is firing")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from fadewatch.server.deps import DatabaseDep, Offset, PrincipalDep, RunId, SettingsDep
-from fadewatch.server.schemas import RunCreate, RunList, RunOut, RunPatch, RunStatus
+from fadewatch.server.schemas import RunCreate, RunList, RunOut, RunPatch, RunSort, RunStatus
 from fadewatch.server.store import reads, runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -40,12 +41,17 @@ def list_runs(
     db: DatabaseDep,
     who: PrincipalDep,
     project: str | None = Query(default=None, max_length=200),
-    status: RunStatus | None = None,
+    status: list[RunStatus] | None = Query(default=None, description="repeat to ask for several"),
+    q: str | None = Query(default=None, max_length=200, description="text in the run's or project's name"),
+    sort: RunSort = "updated",
+    order: Literal["asc", "desc"] = "desc",
     limit: int = Query(default=500, ge=1, le=5000),
     offset: Offset = 0,
 ) -> RunList:
+    """A page of runs, each with its firing-alert count and newest alert; `total` counts every match."""
     with db.transaction() as session:
-        return RunList(runs=runs.list_runs(session, who, project, status, limit, offset))
+        page, total = runs.list_runs(session, who, project, status, q, sort, order == "desc", limit, offset)
+    return RunList(runs=page, total=total)
 
 
 @router.get("/{run_id}", response_model=RunOut)

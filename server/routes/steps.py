@@ -53,22 +53,26 @@ async def ingest_steps(
     return await run_in_threadpool(work)
 
 
-def _keys(raw: str) -> list[str]:
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
+def _names(raw: str, what: str, limit: int, example: str) -> list[str]:
+    keys = list(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
     if not keys:
-        raise HTTPException(422, "keys must name at least one scalar, e.g. keys=loss,entropy/mean")
-    if len(keys) > 100:
-        raise HTTPException(422, "at most 100 keys per request")
+        raise HTTPException(422, f"{what} must name at least one metric, e.g. {example}")
+    if len(keys) > limit:
+        raise HTTPException(422, f"at most {limit} names in {what} per request")
     if any(len(k) > 200 for k in keys):
-        raise HTTPException(422, "a key is longer than 200 characters")
+        raise HTTPException(422, f"a name in {what} is longer than 200 characters")
     # Only metric names are ever stored, and a key becomes an SQLite JSON path, where a NUL
     # character is a syntax error (OperationalError, which reads as the database being away).
     for key in keys:
         try:
             _METRIC_NAME.validate_python(key)
         except ValidationError as exc:
-            raise HTTPException(422, f"key {key!r} is not a metric name: {exc.errors()[0]['msg']}") from None
+            raise HTTPException(422, f"{key!r} in {what} is not a metric name: {exc.errors()[0]['msg']}") from None
     return keys
+
+
+def _keys(raw: str) -> list[str]:
+    return _names(raw, "keys", limit=100, example="keys=loss,entropy/mean")
 
 
 @router.get("/series", response_model=SeriesOut)
@@ -94,15 +98,17 @@ def read_histograms(
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    name: str = Query(min_length=1, max_length=200),
+    name: str = Query(min_length=1, max_length=2000,
+                      description="a histogram name; several, comma-separated, are added step by step"),
     max_steps: int | None = Query(default=None, ge=1),
     min_step: StepBound = None,
     max_step: StepBound = None,
 ) -> HistogramMatrix:
     """A histogram over steps as a matrix; neighbouring steps merge by adding counts."""
     columns = min(max_steps or 200, settings.max_points_limit)
+    names = _names(name, "name", limit=8, example="name=difficulty/mass_pos,difficulty/mass_neg")
     with db.transaction() as session:
-        return reads.histogram_matrix(session, run_id, name, who, columns, min_step, max_step)
+        return reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)
 
 
 @router.get("/samples", response_model=SampleList)

@@ -19,9 +19,10 @@ from fadewatch.server.alerts.models import (
     DeliveryAttempt,
 )
 from fadewatch.server.alerts.delivery.messages import run_url
-from fadewatch.server.alerts.schemas import AlertDetail, AlertOut, AttemptOut, EventOut, NotificationOut
+from fadewatch.server.alerts.schemas import AlertDetail, AlertOut, AttemptOut, EventOut, MarkerOut, NotificationOut
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import Project, Run
+from fadewatch.server.store.alert_summaries import changed_at
 from fadewatch.server.store.errors import NotFound
 from fadewatch.server.store.runs import find_project, get_or_create_project
 
@@ -36,6 +37,8 @@ __all__ = [
     "active_silences",
     "list_alerts",
     "get_alert",
+    "run_markers",
+    "track_memory",
     "to_datetime",
 ]
 
@@ -178,10 +181,7 @@ def list_alerts(
         .where(*where)
     )
     total = session.scalar(select(func.count()).select_from(joined.subquery()))
-    # Latest transition first (fired or resolved; a first pending episode by its last evaluation):
-    # updated_at alone moves on every evaluated step of an active run.
-    changed = func.coalesce(AlertState.resolved_at, AlertState.fired_at, AlertState.updated_at)
-    page = joined.order_by(changed.desc(), AlertState.id.desc()).limit(limit).offset(offset)
+    page = joined.order_by(changed_at.desc(), AlertState.id.desc()).limit(limit).offset(offset)
     return [_alert_out(s, run_name, proj, public_url) for s, run_name, proj in session.execute(page)], total
 
 
@@ -230,3 +230,33 @@ def notification_out(n: AlertNotification, log: list[AttemptOut]) -> Notificatio
         next_attempt_at=to_datetime(n.next_attempt_at) if n.status == "pending" else None,
         delivered_at=to_datetime(n.delivered_at), last_error=n.last_error, log=log,
     )
+
+
+def run_markers(session: Session, run_id: int, kinds: tuple[str, ...], min_step: int | None = None,
+                after_event: int | None = None) -> list[MarkerOut]:
+    """The alert transitions of one run, oldest first: what its charts mark (one query)."""
+    where = [AlertState.run_id == run_id, AlertEvent.kind.in_(kinds)]
+    if min_step is not None:
+        where.append(AlertEvent.step >= min_step)
+    if after_event is not None:
+        where.append(AlertEvent.id > after_event)
+    rows = session.execute(
+        select(AlertEvent.id, AlertEvent.alert_id, AlertEvent.step, AlertEvent.kind, AlertState.rule,
+               AlertEvent.severity, AlertEvent.summary)
+        .join(AlertState, AlertState.id == AlertEvent.alert_id).where(*where)
+        .order_by(AlertEvent.step, AlertEvent.id).limit(MAX_MARKERS)
+    ).all()
+    return [MarkerOut(event_id=r[0], alert_id=r[1], step=r[2], kind=r[3], rule=r[4], severity=r[5], summary=r[6])
+            for r in rows]
+
+
+MAX_MARKERS = 5000
+
+
+def track_memory(session: Session, run_id: int, fingerprint: str) -> tuple[dict, str, int | None] | None:
+    """(detector memory, state, last step) of one fingerprint of a run, or None if never evaluated."""
+    row = session.execute(
+        select(AlertState.memory, AlertState.state, AlertState.last_step)
+        .where(AlertState.run_id == run_id, AlertState.fingerprint == fingerprint)
+    ).first()
+    return None if row is None else (row[0] or {}, row[1], row[2])

@@ -166,29 +166,69 @@ def _num(value) -> float:
 def histogram_matrix(
     session: Session,
     run_id: int,
-    name: str,
+    names: list[str],
     who: Principal,
     max_steps: int,
     min_step: int | None = None,
     max_step: int | None = None,
 ) -> HistogramMatrix:
-    """Columns of merged neighbouring steps: counts add, min/max combine, mean is weighted."""
+    """Columns of merged neighbouring steps: counts add, min/max combine, mean is weighted.
+
+    Several names (histograms logged on the same bins at the same steps, such as the positive
+    and negative mass per difficulty bin) are added step by step into one matrix.
+    """
     load_run(session, run_id, who)
+    per_name = [_units(session, run_id, name, max_steps, min_step, max_step) for name in names]
+    units = _add_units(per_name) if len(per_name) > 1 else per_name[0]
+    label = ",".join(names)
+    return _matrix(run_id, label, units, max_steps) if units else _empty_matrix(run_id, label)
+
+
+def _units(session: Session, run_id: int, name: str, max_steps: int, min_step: int | None,
+           max_step: int | None) -> list[dict]:
+    """One histogram's steps (and whole blocks, past max_steps) over the range, in step order."""
     where = [HistogramRow.run_id == run_id, HistogramRow.name == name,
              *_step_range(HistogramRow.step, min_step, max_step)]
     n, lo, hi = _span(session, HistogramRow.step, where)
     if n == 0:
-        return _empty_matrix(run_id, name)
+        return []
     plan = _block_plan(n, lo, hi, max_steps)
     if plan is None:
-        units = _raw_histograms(session, run_id, name, lo, hi)
-    else:
-        level, first, last = plan
-        units = _raw_histograms(session, run_id, name, lo, first * level - 1) if lo < first * level else []
-        units += block_store.histogram_blocks_in(session, run_id, name, level, first, last)
-        if (last + 1) * level <= hi:
-            units += _raw_histograms(session, run_id, name, (last + 1) * level, hi)
-    return _matrix(run_id, name, units, max_steps)
+        return _raw_histograms(session, run_id, name, lo, hi)
+    level, first, last = plan
+    units = _raw_histograms(session, run_id, name, lo, first * level - 1) if lo < first * level else []
+    units += block_store.histogram_blocks_in(session, run_id, name, level, first, last)
+    if (last + 1) * level <= hi:
+        units += _raw_histograms(session, run_id, name, (last + 1) * level, hi)
+    return units
+
+
+def _add_units(per_name: list[list[dict]]) -> list[dict]:
+    """Units of several histograms added where they cover the same steps, on the first one's edges.
+
+    A step one of them lacks keeps the others' counts; exact per-step quantiles do not add, so a
+    sum keeps none (its quantiles are read from the summed bins).
+    """
+    out: dict[tuple[int, int], dict] = {}
+    for units in per_name:
+        for u in units:
+            key = (u["first"], u["last"])
+            held = out.get(key)
+            if held is None:
+                out[key] = {**u, "counts": np.asarray(u["counts"], dtype=float), "quantiles": {}}
+                continue
+            held["counts"] = held["counts"] + _counts_on(u, np.asarray(held["edges"], dtype=float))
+            for field in ("underflow", "overflow", "count"):
+                held[field] += u[field]
+            held["sum"] = None if held["sum"] is None or u["sum"] is None else held["sum"] + u["sum"]
+            held["min"] = _fold(min, held["min"], u["min"])
+            held["max"] = _fold(max, held["max"], u["max"])
+    return [out[k] for k in sorted(out, key=lambda k: (k[1], k[0]))]
+
+
+def _fold(pick, a, b):
+    present = [v for v in (a, b) if v is not None]
+    return pick(present) if present else None
 
 
 def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> HistogramMatrix:

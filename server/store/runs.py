@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import Project, Run, utcnow
-from fadewatch.server.schemas import RunCreate, RunOut
+from fadewatch.server.schemas import AlertBrief, ProjectOut, RunCreate, RunOut
+from fadewatch.server.store.alert_summaries import firing_counts, latest_alerts
 from fadewatch.server.store.errors import Forbidden, NotFound
 
-__all__ = ["get_or_create_project", "create_or_resume", "get_run", "list_runs", "set_status", "to_out", "find_project"]
+__all__ = ["get_or_create_project", "create_or_resume", "get_run", "list_runs", "list_projects", "set_status", "to_out",
+           "find_project", "load_run"]
 
 
 def find_project(session: Session, name: str) -> Project | None:
@@ -83,28 +85,73 @@ def load_run(session: Session, run_id: int, who: Principal, *, write: bool = Fal
 
 def get_run(session: Session, run_id: int, who: Principal) -> RunOut:
     run = load_run(session, run_id, who)
-    return to_out(run, _project_name(session, run.project_id))
+    return _with_alerts(session, run)
+
+
+def _with_alerts(session: Session, run: Run) -> RunOut:
+    firing = firing_counts()
+    n = session.scalar(select(func.coalesce(func.max(firing.c.n), 0)).where(firing.c.run_id == run.id))
+    return to_out(run, _project_name(session, run.project_id), n or 0, latest_alerts(session, [run.id]).get(run.id))
+
+
+_SORT_COLUMNS = {
+    "updated": Run.updated_at,
+    "created": Run.created_at,
+    "name": Run.name,
+    "last_step": Run.last_step,
+}
 
 
 def list_runs(
     session: Session,
     who: Principal,
     project: str | None = None,
-    status: str | None = None,
+    statuses: list[str] | None = None,
+    q: str | None = None,
+    sort: str = "updated",
+    descending: bool = True,
     limit: int = 500,
     offset: int = 0,
-) -> list[RunOut]:
-    query = select(Run, Project.name).join(Project, Project.id == Run.project_id)
+) -> tuple[list[RunOut], int]:
+    """A page of runs with their alert counts, and how many match in all."""
     if project is not None:
         who.require_project(project, write=False)
+    firing = firing_counts()
+    where = []
     if not who.is_open:
-        query = query.where(Run.project_id == who.project_id)
+        where.append(Run.project_id == who.project_id)
     if project is not None:
-        query = query.where(Project.name == project)
-    if status is not None:
-        query = query.where(Run.status == status)
-    query = query.order_by(Run.updated_at.desc(), Run.id.desc()).limit(limit).offset(offset)
-    return [to_out(run, project_name) for run, project_name in session.execute(query)]
+        where.append(Project.name == project)
+    if statuses:
+        where.append(Run.status.in_(statuses))
+    if q:
+        needle = q.lower()
+        where.append(or_(func.lower(Run.name).contains(needle, autoescape=True),
+                         func.lower(Project.name).contains(needle, autoescape=True)))
+    base = (select(Run, Project.name, func.coalesce(firing.c.n, 0))
+            .join(Project, Project.id == Run.project_id)
+            .outerjoin(firing, firing.c.run_id == Run.id)
+            .where(*where))
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    key = func.coalesce(firing.c.n, 0) if sort == "alerts_firing" else _SORT_COLUMNS[sort]
+    key = key.desc().nulls_last() if descending else key.asc().nulls_last()
+    rows = session.execute(base.order_by(key, Run.id.desc() if descending else Run.id.asc())
+                           .limit(limit).offset(offset)).all()
+    latest = latest_alerts(session, [run.id for run, _, _ in rows])
+    return [to_out(run, name, n, latest.get(run.id)) for run, name, n in rows], total
+
+
+def list_projects(session: Session, who: Principal) -> list[ProjectOut]:
+    """The projects the caller may read, with their run counts, most recently active first."""
+    query = (select(Project.name, func.count(Run.id), func.count(Run.id).filter(Run.status == "running"),
+                    func.max(Run.updated_at))
+             .outerjoin(Run, Run.project_id == Project.id).group_by(Project.id, Project.name))
+    if not who.is_open:
+        query = query.where(Project.id == who.project_id)
+    rows = session.execute(query).all()
+    out = [ProjectOut(name=name, runs=n, running=running, last_activity=last) for name, n, running, last in rows]
+    return sorted(out, key=lambda p: (p.last_activity is None, -(p.last_activity.timestamp() if p.last_activity
+                                                                  else 0), p.name))
 
 
 def set_status(session: Session, run_id: int, status: str, who: Principal, error: str | None = None) -> RunOut:
@@ -113,14 +160,14 @@ def set_status(session: Session, run_id: int, status: str, who: Principal, error
     run.error = error if status in ("failed", "crashed") else None
     run.updated_at = utcnow()
     session.flush()
-    return to_out(run, _project_name(session, run.project_id))
+    return _with_alerts(session, run)
 
 
 def _project_name(session: Session, project_id: int) -> str:
     return session.scalar(select(Project.name).where(Project.id == project_id))
 
 
-def to_out(run: Run, project_name: str) -> RunOut:
+def to_out(run: Run, project_name: str, alerts_firing: int = 0, latest_alert: AlertBrief | None = None) -> RunOut:
     return RunOut(
         id=run.id,
         project=project_name,
@@ -134,4 +181,6 @@ def to_out(run: Run, project_name: str) -> RunOut:
         error=run.error,
         step_count=run.step_count or 0,
         summary=run.summary,
+        alerts_firing=alerts_firing,
+        latest_alert=latest_alert,
     )

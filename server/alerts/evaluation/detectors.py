@@ -16,7 +16,8 @@ from pydantic import Field
 
 from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, baseline, fmt
 from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
-                                             describe_early, entropy_collapse, entropy_early_warning)
+                                                       describe_early, early_warning_forecast, entropy_collapse,
+                                                       entropy_early_warning)
 from fadewatch.server.schemas import MetricName
 
 __all__ = ["Verdict", "DetectorDef", "DETECTORS", "BUILTIN", "ThresholdParams", "OPS"]
@@ -201,12 +202,15 @@ class DetectorDef(NamedTuple):
     params: type[Params]
     step: Callable[..., Verdict | None]
     describe: Callable[[dict, Any], str]
+    # (params, memory) -> where the watched metric is heading, for the dashboard; None: no forecast.
+    forecast: Callable[[Any, dict], dict | None] | None = None
 
 
 DETECTORS: dict[str, DetectorDef] = {
     "threshold": DetectorDef("Threshold", ThresholdParams, threshold, _describe_threshold),
     "entropy_collapse": DetectorDef("Entropy collapse", EntropyCollapseParams, entropy_collapse, describe_collapse),
-    "entropy_early_warning": DetectorDef("Entropy early warning", EarlyWarningParams, entropy_early_warning, describe_early),
+    "entropy_early_warning": DetectorDef("Entropy early warning", EarlyWarningParams, entropy_early_warning,
+                                         describe_early, early_warning_forecast),
     "sign_imbalance": DetectorDef("Sign imbalance", SignImbalanceParams, sign_imbalance, _describe_sign),
     "heavy_tails": DetectorDef("Heavy-tailed advantages", HeavyTailsParams, heavy_tails, _describe_tails),
     "no_signal": DetectorDef("No learning signal", NoSignalParams, _above, _describe_no_signal),

@@ -26,7 +26,7 @@ from fadewatch.server.alerts.evaluation.silencing import silenced_by
 from fadewatch.server.models import Project, Run
 from fadewatch.server.store import alerts as store
 
-__all__ = ["AlertContext", "RulePlans", "evaluate"]
+__all__ = ["AlertContext", "RulePlans", "evaluate", "project_rules"]
 
 log = logging.getLogger("fadewatch.server.alerts")
 
@@ -82,7 +82,7 @@ class AlertContext:
     plans: RulePlans = field(default_factory=RulePlans, repr=False)
 
 
-def _rules(session: Session, project_id: int, ctx: AlertContext) -> list[CompiledRule]:
+def project_rules(session: Session, project_id: int, ctx: AlertContext) -> list[CompiledRule]:
     """Enabled rules of the project, critical ones first (so they inhibit within a step)."""
     stored = store.api_rule_specs(session, project_id)
     scoped = any(r.projects for r in ctx.file_rules)
@@ -228,7 +228,7 @@ def evaluate(session: Session, ctx: AlertContext, run_id: int, records: Sequence
         return
     now = ctx.clock() if now is None else now
     run = session.get(Run, run_id)
-    rules = _rules(session, run.project_id, ctx)
+    rules = project_rules(session, run.project_id, ctx)
     tracks = store.load_tracks(session, run_id)
     batch = _Batch(session, ctx, run, now, tracks)
     plan = [(rule, rule.fingerprint(run_id)) for rule in rules]

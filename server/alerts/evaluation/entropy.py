@@ -12,7 +12,7 @@ from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, ba
 from fadewatch.server.schemas import MetricName
 
 __all__ = ["EntropyCollapseParams", "EarlyWarningParams", "entropy_collapse", "entropy_early_warning",
-           "describe_collapse", "describe_early", "collapse_level"]
+           "describe_collapse", "describe_early", "collapse_level", "early_warning_forecast"]
 
 
 class EntropyCollapseParams(Params):
@@ -187,6 +187,45 @@ def _trend_signal(p: EarlyWarningParams, mem: dict, base: float | None) -> dict 
             "entropy_fit": fit_now, "projected_step": projected, "collapse_level": level, "baseline": base}
 
 
+def _memory_baseline(p: EarlyWarningParams, mem: dict) -> float | None:
+    return mem["bs"] / mem["bn"] if mem.get("bn", 0) >= p.baseline_steps else None
+
+
+def early_warning_forecast(p: EarlyWarningParams, mem: dict) -> dict | None:
+    """What the early warning reads from its memory, for the dashboard's forecast line: the
+    baseline, the collapse level, the fitted entropy and slope at the newest step, and the step
+    where the fit meets the level (None while the entropy is not falling significantly).
+
+    The same function the detector runs, on the same memory: the line and the alert agree."""
+    window = mem.get("t") or []
+    base = _memory_baseline(p, mem)
+    level = collapse_level(base, p.fraction, p.floor)
+    if not window:
+        return None
+    out = {"step": window[-1][0], "entropy": window[-1][1], "baseline": base, "collapse_level": level,
+           "entropy_fit": None, "slope": None, "projected_step": None,
+           "horizon": p.horizon or p.trend_window, "signals": []}
+    t = _trend_signal(p, mem, base)
+    if t is not None:
+        out.update(entropy_fit=t["entropy_fit"], slope=t["slope_now"], projected_step=t["projected_step"])
+        if t["hit"]:
+            out["signals"].append("trend")
+    c = _covariance_signal(p, mem.get("c", []))
+    if c is not None and c["hit"] and _in_cov_zone(p, mem, base, level, c):
+        out["signals"].append("covariance")
+    return out
+
+
+def _in_cov_zone(p: EarlyWarningParams, mem: dict, base: float | None, level: float | None, c: dict) -> bool:
+    """The covariance signal counts only once the smoothed entropy is in the lower zone."""
+    if base is None or level is None:
+        return True
+    c["cov_zone_below"] = zone = level + p.cov_zone * (max(base, level) - level)
+    recent = mem.get("t", [])[-10:]  # smoothed: the mean of the last 10 entropies
+    current = sum(y for _, y in recent) / len(recent) if recent else None
+    return current is None or current <= zone
+
+
 def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) -> Verdict | None:
     cov = scalars.get(p.cov_metric)
     ent = scalars.get(p.entropy_metric)
@@ -198,19 +237,15 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
     if ent is not None:
         base = baseline(mem, "b", ent, p.baseline_steps)
         _trend_push(mem, step, ent, p.trend_window)
-    elif mem.get("bn", 0) >= p.baseline_steps:
-        base = mem["bs"] / mem["bn"]
+    else:
+        base = _memory_baseline(p, mem)
     c = _covariance_signal(p, mem.get("c", []))
     t = _trend_signal(p, mem, base)
     if c is None and t is None:
         return None
     level = collapse_level(base, p.fraction, p.floor)
-    if c is not None and base is not None and level is not None:
-        c["cov_zone_below"] = zone = level + p.cov_zone * (max(base, level) - level)
-        recent = mem.get("t", [])[-10:]  # smoothed: the mean of the last 10 entropies
-        current = sum(y for _, y in recent) / len(recent) if recent else None
-        if current is not None and current > zone:
-            c["hit"] = False
+    if c is not None and not _in_cov_zone(p, mem, base, level, c):
+        c["hit"] = False
     values: dict[str, Any] = {}
     for part in (c, t):
         if part:
