@@ -1,4 +1,4 @@
-"""Pure pieces of the dashboard: figure builders, the entropy projection, form parsing."""
+"""Pure pieces of the dashboard: figure builders, the forecast line, form parsing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from fadewatch.dashboard.pages.alerts.actions import rule_body
 from fadewatch.dashboard.pages.alerts.alerting_api import parse_matchers
 from fadewatch.dashboard.figures.charts import CHART_BY_ID, charts_for, other_keys, pass_keys
-from fadewatch.dashboard.figures.series import compare_figure, entropy_projection, rounded, series_figure, text
+from fadewatch.dashboard.figures.series import compare_figure, projection_trace, rounded, series_figure, text
 from fadewatch.dashboard.figures.histograms import column_shares, heatmap_figure, occupied_range
 from fadewatch.dashboard.figures.theme import run_color
 
@@ -60,14 +60,15 @@ def test_heatmap_leaves_empty_bins_blank_and_crops_to_the_occupied_range():
     assert occupied_range({**matrix, "labels": ["a"] * 8}) is None
 
 
-def test_entropy_projection_meets_the_collapse_level_only_when_falling():
-    steps = list(range(50))
-    falling = [2.0 - 0.02 * s for s in steps]
-    p = entropy_projection(steps, falling, baseline=2.0, fraction=0.3, window=50)
-    assert p["level"] == pytest.approx(0.6) and p["to"][0] == pytest.approx(70.0)
-    assert p["steps_left"] == pytest.approx(21.0)
-    assert entropy_projection(steps, [1.0] * 50, baseline=2.0) is None
-    assert entropy_projection(steps, [2.0 + 0.01 * s for s in steps], baseline=2.0) is None
+def test_the_forecast_line_is_drawn_from_the_servers_forecast_only():
+    forecast = {"step": 50, "fitted": 1.0, "slope": -0.02, "collapse_level": 0.6, "projected_step": 70,
+                "horizon": 50}
+    trace = projection_trace(forecast)
+    assert trace["x"] == [50, 70] and trace["y"] == [1.0, 0.6] and trace["showlegend"]
+    assert trace["name"] == "projected collapse in ~20 steps"
+    assert projection_trace({**forecast, "projected_step": None})["x"] == []
+    assert projection_trace({**forecast, "projected_step": 50 + 11 * 50})["x"] == []  # far beyond the horizon
+    assert projection_trace(None)["showlegend"] is False
 
 
 def test_pass_and_user_keys_find_their_charts():

@@ -71,6 +71,26 @@ def test_alert_fired_on_a_step_appears_as_a_marker_on_the_run_charts(page, api, 
     assert page.evaluate("window.__same_page") is True
 
 
+def test_entropy_chart_draws_the_servers_forecast_and_the_runs_page_counts_the_alert(page, api, dashboard_server):
+    run_id = make_run(api, "forecast-run", project="dash-forecast")
+    post_steps(api, run_id, [step_record(s) for s in range(60)])  # entropy falls by 0.02 a step
+    forecast = api.get(f"/runs/{run_id}/forecast").json()
+    assert forecast["projected_step"] is not None and forecast["firing"]
+
+    page.goto(f"{dashboard_server.url}/runs/{run_id}")
+    entropy = series_id("entropy")
+    wait_for_graph(page, entropy, "g.data.some(t => t.name.startsWith('projected collapse'))")
+    line = next(t for t in graph_data(page, entropy)["data"] if t["name"].startswith("projected collapse"))
+    assert line["x"] == [forecast["step"], forecast["projected_step"]]
+    assert line["y"] == pytest.approx([forecast["fitted"], forecast["collapse_level"]])
+
+    page.goto(dashboard_server.url)
+    row = f"[id='{{\"run\":{run_id},\"type\":\"runs-row\"}}']"
+    page.wait_for_selector(row)
+    firing = api.get(f"/runs/{run_id}").json()["alerts_firing"]
+    assert firing >= 1 and page.inner_text(f"{row} .fw-badge.firing") == str(firing)
+
+
 def test_csv_download_of_chosen_series_holds_every_step(api, dashboard_server):
     run_id = make_run(api, "csv-run")
     post_steps(api, run_id, [step_record(s) for s in range(25)])

@@ -29,7 +29,6 @@ __all__ = [
     "quantile_figure",
     "QUANTILE_TRACES",
     "distribution_figure",
-    "sum_matrices",
     "is_empty",
 ]
 
@@ -179,24 +178,3 @@ def distribution_figure(matrix: dict | None, x_title: str, height: int = 280) ->
         layout["shapes"] = [{"type": "line", "xref": "x", "yref": "paper", "x0": mean, "x1": mean, "y0": 0, "y1": 1,
                              "line": {"color": NEUTRAL, "dash": "dot", "width": 1}}]
     return {"data": [bar], "layout": layout}
-
-
-def sum_matrices(a: dict | None, b: dict | None) -> dict | None:
-    """Two matrices on the same bins added column by column (matched by step)."""
-    if is_empty(a):
-        return b
-    if is_empty(b):
-        return a
-    by_step = {s: i for i, s in enumerate(b["steps"])}
-    out = {k: v for k, v in a.items()}
-    counts, count = [], []
-    for i, s in enumerate(a["steps"]):
-        j = by_step.get(s)
-        if j is None or len(b["counts"][j]) != len(a["counts"][i]):
-            counts.append(list(a["counts"][i]))
-            count.append(a["count"][i])
-        else:
-            counts.append([x + y for x, y in zip(a["counts"][i], b["counts"][j])])
-            count.append(a["count"][i] + b["count"][j])
-    out["counts"], out["count"] = counts, count
-    return out

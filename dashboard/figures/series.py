@@ -25,7 +25,6 @@ __all__ = [
     "ALERT_AXIS",
     "series_figure",
     "compare_figure",
-    "entropy_projection",
     "projection_trace",
     "sparkline_svg",
     "no_data_annotation",
@@ -211,47 +210,26 @@ def compare_figure(metric: str, runs: Sequence[tuple[dict, dict]], height: int =
     return {"data": data, "layout": layout}
 
 
-def entropy_projection(steps: Sequence[int], values: Sequence[float | None], baseline: float | None,
-                       fraction: float = 0.3, window: int = 50, horizon_factor: float = 10.0) -> dict | None:
-    """Where the recent entropy trend meets the collapse level (fraction x early baseline).
-
-    A least-squares line over the last `window` points; None unless it falls and reaches the
-    level within `horizon_factor` windows of steps. Returns {"level", "from": (step, value),
-    "to": (step, level), "steps_left"}.
-    """
-    pts = [(s, v) for s, v in zip(steps, values) if v is not None and math.isfinite(v)][-window:]
-    if baseline is None or not math.isfinite(baseline) or baseline <= 0 or len(pts) < 5:
-        return None
-    level = fraction * baseline
-    n = len(pts)
-    mx = sum(s for s, _ in pts) / n
-    my = sum(v for _, v in pts) / n
-    sxx = sum((s - mx) ** 2 for s, _ in pts)
-    if sxx <= 0:
-        return None
-    slope = sum((s - mx) * (v - my) for s, v in pts) / sxx
-    last_step = pts[-1][0]
-    fitted_now = my + slope * (last_step - mx)
-    if slope >= 0 or fitted_now <= level:
-        return None
-    hit = mx + (level - my) / slope
-    span = max(pts[-1][0] - pts[0][0], 1)
-    if hit - last_step > horizon_factor * span:
-        return None
-    return {"level": level, "from": (last_step, fitted_now), "to": (hit, level),
-            "steps_left": max(0.0, hit - last_step)}
+# The line is drawn while the projection lies within this many of the rule's horizons: further
+# out, a slow drift would draw a line across most of the chart for nothing imminent.
+SHOWN_HORIZONS = 10
 
 
-def projection_trace(projection: dict | None) -> dict:
-    """The dashed projection line (empty when there is nothing to project)."""
-    if projection is None:
+def projection_trace(forecast: dict | None) -> dict:
+    """The dashed line of the server's entropy forecast (the early-warning rule's own reading):
+    from the fitted entropy now to the step where the fit meets the collapse level."""
+    shown = (forecast is not None and forecast.get("projected_step") is not None
+             and forecast.get("fitted") is not None and forecast.get("collapse_level") is not None
+             and forecast["projected_step"] - forecast["step"] <= SHOWN_HORIZONS * (forecast.get("horizon") or 1))
+    if not shown:
         x, y, name = [], [], "projection"
     else:
-        (x0, y0), (x1, y1) = projection["from"], projection["to"]
-        x, y = [x0, x1], [y0, y1]
-        name = f"projected collapse in ~{projection['steps_left']:.0f} steps"
+        x = [forecast["step"], forecast["projected_step"]]
+        y = [forecast["fitted"], forecast["collapse_level"]]
+        left = forecast["projected_step"] - forecast["step"]
+        name = f"projected collapse in ~{left:,} steps" if left > 0 else "at the collapse level"
     return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "yaxis": "y",
-            "line": {"color": NEUTRAL, "dash": "dash", "width": 1.5}, "showlegend": projection is not None,
+            "line": {"color": NEUTRAL, "dash": "dash", "width": 1.5}, "showlegend": shown,
             "hovertemplate": "%{y:.3g}"}
 
 

@@ -1,4 +1,8 @@
-"""Runs: every run with its status, newest values, alerts and trends; filters; live."""
+"""Runs: every run with its status, newest values, alerts and trends; filters; live.
+
+Filtering, sorting and paging happen on the server (GET /runs): the page asks for one page of
+runs, each with its firing-alert count, and the projects list for the filter.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import json
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from fadewatch.dashboard.pages.run import markers
 from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import sparkline_svg
@@ -20,7 +23,10 @@ dash.register_page(__name__, path="/", name="Runs", title="fadewatch · runs", o
 STATUSES = ["running", "finished", "failed", "crashed"]
 SPARK_KEYS = ("reward/mean", "entropy/mean")
 SPARK_POINTS = 60
-MAX_SPARKLINES = 60
+PAGE_SIZE = 50
+SORTS = [{"label": "newest activity", "value": "updated"}, {"label": "firing alerts", "value": "alerts_firing"},
+         {"label": "newest run", "value": "created"}, {"label": "name", "value": "name"},
+         {"label": "most steps", "value": "last_step"}]
 
 
 def layout(**_query) -> html.Div:
@@ -35,13 +41,25 @@ def layout(**_query) -> html.Div:
             html.Div([html.Label("Status", htmlFor="runs-status"),
                       dcc.Dropdown(id="runs-status", options=STATUSES, multi=True, placeholder="any status")],
                      className="fw-field"),
+            html.Div([html.Label("Search", htmlFor="runs-search"),
+                      dcc.Input(id="runs-search", type="search", debounce=True,
+                                placeholder="run or project name")], className="fw-field"),
+            html.Div([html.Label("Sort by", htmlFor="runs-sort"),
+                      dcc.Dropdown(id="runs-sort", options=SORTS, value="updated", clearable=False)],
+                     className="fw-field"),
             html.Div([html.Label("Compare runs", htmlFor="runs-compare"),
                       dcc.Dropdown(id="runs-compare", multi=True, placeholder="pick runs to overlay")],
                      className="fw-field", style={"minWidth": "320px"}),
             html.Div(id="runs-compare-link"),
         ]),
         html.Div(id="runs-table"),
+        html.Div(className="fw-toolbar", children=[
+            html.Button("← Newer", id="runs-prev", className="fw-button", n_clicks=0),
+            html.Span(id="runs-range", className="fw-hint"),
+            html.Button("Older →", id="runs-next", className="fw-button", n_clicks=0),
+        ]),
         dcc.Store(id="runs-shown"),
+        dcc.Store(id="runs-offset", data=0),
         dcc.Interval(id="runs-interval", interval=config().refresh_ms * 2, n_intervals=0),
     ])
 
@@ -62,10 +80,15 @@ def _sparklines(api, run: dict) -> dict[str, str | None]:
     return cache[key]
 
 
-def _row(run: dict, alerts: dict | None, sparks: dict) -> html.Tr:
+def _alerts_cell(run: dict):
+    firing, latest = run.get("alerts_firing", 0), run.get("latest_alert")
+    title = None if latest is None else f"newest: {latest['rule']} ({latest['state']}, step {latest['step']})"
+    return html.Td(badge(str(firing), "firing") if firing else "0", className="num", title=title)
+
+
+def _row(run: dict, sparks: dict) -> html.Tr:
     summary = run.get("summary") or {}
     color = run_color(run["id"])
-    firing = None if alerts is None else alerts.get(run["id"], 0)
     spark_cells = [html.Td(html.Img(src=sparks.get(k), alt=f"{k} trend", height=28) if sparks.get(k) else "–")
                    for k in SPARK_KEYS]
     return html.Tr([
@@ -78,7 +101,7 @@ def _row(run: dict, alerts: dict | None, sparks: dict) -> html.Tr:
         html.Td(fmt_num(summary.get("reward/mean")), className="num"),
         html.Td(fmt_num(summary.get("entropy/mean")), className="num"),
         html.Td(fmt_signed(summary.get("sign/balance")), className="num"),
-        html.Td("–" if firing is None else (badge(str(firing), "firing") if firing else "0"), className="num"),
+        _alerts_cell(run),
         *spark_cells,
     ], id={"type": "runs-row", "run": run["id"]})
 
@@ -93,49 +116,78 @@ def _signature(*parts) -> str:
 
 
 @callback(
+    Output("runs-offset", "data"),
+    Input("runs-prev", "n_clicks"),
+    Input("runs-next", "n_clicks"),
+    Input("runs-project", "value"),
+    Input("runs-status", "value"),
+    Input("runs-search", "value"),
+    Input("runs-sort", "value"),
+    State("runs-offset", "data"),
+    prevent_initial_call=True,
+)
+def move_page(_prev, _next, _project, _statuses, _q, _sort, offset):
+    """A new filter starts at the first page; the buttons step through pages."""
+    step = {"runs-prev": -PAGE_SIZE, "runs-next": PAGE_SIZE}.get(dash.ctx.triggered_id)
+    return 0 if step is None else max(0, (offset or 0) + step)
+
+
+@callback(
     Output("runs-table", "children"),
     Output("runs-project", "options"),
     Output("runs-compare", "options"),
+    Output("runs-range", "children"),
     Output("runs-shown", "data"),
     Input("runs-interval", "n_intervals"),
-    Input("runs-project", "value"),
-    Input("runs-status", "value"),
+    Input("runs-offset", "data"),
+    State("runs-project", "value"),
+    State("runs-status", "value"),
+    State("runs-search", "value"),
+    State("runs-sort", "value"),
+    State("runs-compare", "value"),
+    State("runs-compare", "options"),
     State("runs-shown", "data"),
 )
-def refresh_runs(_n, project, statuses, shown_sig):
+def refresh_runs(_n, offset, project, statuses, q, sort, picked, picked_options, shown_sig):
     api = client()
     try:
-        every = api.runs(limit=5000)
+        body = api.get("/runs", project=project or None, status=statuses or None, q=(q or "").strip() or None,
+                       sort=sort or "updated", limit=PAGE_SIZE, offset=offset or 0)
+        projects = [p["name"] for p in api.get("/projects")["projects"]]
     except ApiError as exc:
-        return error_state(exc), no_update, no_update, None
-    alerts = markers.active_counts(api) if every else None
-    sig = _signature(project, statuses, alerts, [
-        (r["id"], r["name"], r["project"], r["status"], r["last_step"], fmt_age(r.get("last_time")), r.get("summary"))
-        for r in every])
+        return error_state(exc), no_update, no_update, "", None
+    page, total = body["runs"], body["total"]
+    sig = _signature(offset, project, statuses, q, sort, projects, total, [
+        (r["id"], r["name"], r["project"], r["status"], r["last_step"], fmt_age(r.get("last_time")),
+         r.get("summary"), r.get("alerts_firing"), r.get("latest_alert")) for r in page])
     if sig == shown_sig:
-        return no_update, no_update, no_update, no_update
-    table, projects, options = _table(api, every, project, statuses, alerts)
-    return table, projects, options, sig
+        return no_update, no_update, no_update, no_update, no_update
+    filtered = bool(project or statuses or (q or "").strip())
+    first = (offset or 0) + 1
+    shown = f"{first:,}–{first + len(page) - 1:,} of {total:,} runs" if page else ""
+    return _table(api, page, filtered), projects, _compare_options(page, picked, picked_options), shown, sig
 
 
-def _table(api, every: list[dict], project, statuses, alerts):
-    projects = sorted({r["project"] for r in every})
-    compare_options = [{"label": f"{r['name']} (#{r['id']}, {r['project']})", "value": r["id"]} for r in every]
-    if not every:
+def _compare_options(page: list[dict], picked, picked_options) -> list[dict]:
+    """The runs of this page, and the runs picked already (which may sit on other pages)."""
+    options = [{"label": f"{r['name']} (#{r['id']}, {r['project']})", "value": r["id"]} for r in page]
+    held = {o["value"] for o in options}
+    kept = [o for o in (picked_options or []) if o["value"] in set(picked or ()) and o["value"] not in held]
+    return kept + options
+
+
+def _table(api, page: list[dict], filtered: bool):
+    if not page and not filtered:
         return empty_state(
             ["No runs yet: run ", html.Code("fadewatch demo"), " to watch a small RL training live."],
             "Or point a trainer at this server: set FADEWATCH_URL to this server's address and call "
             "fadewatch.init(project=..., name=...) then run.log(step, advantages=..., rewards=...).",
-        ), projects, compare_options
-    shown = [r for r in every if (not project or r["project"] == project)
-             and (not statuses or r["status"] in statuses)]
-    if not shown:
-        return empty_state("No runs match these filters.", "Clear the project or status filter."), \
-            projects, compare_options
-    rows = [_row(r, alerts, _sparklines(api, r) if i < MAX_SPARKLINES else {}) for i, r in enumerate(shown)]
-    table = html.Table([html.Thead(html.Tr([html.Th(h) for h in HEAD])), html.Tbody(rows)],
-                       className="fw-table", id="runs-table-el")
-    return table, projects, compare_options
+        )
+    if not page:
+        return empty_state("No runs match these filters.", "Clear the project, status or search filter.")
+    rows = [_row(r, _sparklines(api, r)) for r in page]
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in HEAD])), html.Tbody(rows)],
+                      className="fw-table", id="runs-table-el")
 
 
 @callback(Output("runs-compare-link", "children"), Input("runs-compare", "value"), State("runs-compare", "options"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dash
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, Input, Output, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard.pages.alerts import actions, alerting_api
 from fadewatch.dashboard.pages.alerts.views import (

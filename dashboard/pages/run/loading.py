@@ -10,7 +10,8 @@ from dash import Patch, no_update
 
 from fadewatch.dashboard.pages.run import markers
 from fadewatch.dashboard.figures.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
-from fadewatch.dashboard.figures.series import entropy_projection, projection_trace, rounded, series_figure
+from fadewatch.dashboard.api import ApiError
+from fadewatch.dashboard.figures.series import projection_trace, rounded, series_figure
 from fadewatch.dashboard.figures.histograms import (
     QUANTILE_TRACES,
     column_shares,
@@ -18,7 +19,6 @@ from fadewatch.dashboard.figures.histograms import (
     is_empty,
     occupied_range,
     quantile_figure,
-    sum_matrices,
 )
 from fadewatch.dashboard.figures.live import (
     apply_alerts,
@@ -34,8 +34,6 @@ __all__ = ["MAX_POINTS", "MAX_COLUMNS", "load_series", "refresh_series", "load_h
 
 MAX_POINTS = 500         # points per series in a full load: about one per pixel of a chart
 MAX_COLUMNS = 200        # heatmap columns in a full load
-BASELINE_POINTS = 20     # early entropy level the collapse projection is measured against
-PROJECTION_WINDOW = 50
 
 DIFFICULTY_MODES = {
     "total": ("Mass per success-rate bin (m_S + m_F)", [HISTOGRAMS["mass_pos"], HISTOGRAMS["mass_neg"]]),
@@ -49,9 +47,12 @@ def _wanted(keys) -> list[str]:
     return list(dict.fromkeys([*chart_keys(), *pass_keys(keys), *other_keys(keys)]))
 
 
-def _baseline(series: dict) -> float | None:
-    vals = [v for v in (series.get("entropy/mean") or {}).get("values", []) if v is not None][:BASELINE_POINTS]
-    return sum(vals) / len(vals) if vals else None
+def forecast(api, run_id: int) -> dict | None:
+    """The server's entropy forecast: the early-warning rule's own reading of the run."""
+    try:
+        return api.get(f"/runs/{int(run_id)}/forecast")
+    except ApiError:
+        return None
 
 
 def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
@@ -59,15 +60,12 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
     keys = sorted(set(run.get("summary") or {}) | set(known_keys))
     data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS)
     series, down = data["series"], data["downsampled"]
-    alerts = markers.run_alerts(api, run["id"])
+    alerts = markers.run_markers(api, run["id"])
     figs, maps = {}, {}
-    baseline = _baseline(series)
     for chart, traces in charts_for(keys):
         fig, tmap = series_figure(chart, traces, series, down, alerts)
         if chart.id == "entropy":
-            p = series.get("entropy/mean") or {"steps": [], "values": []}
-            fig["data"].append(projection_trace(entropy_projection(p["steps"], p["values"], baseline,
-                                                                   window=PROJECTION_WINDOW)))
+            fig["data"].append(projection_trace(forecast(api, run["id"])))
             fig["layout"]["margin"]["t"] += 20  # the projection's legend entry takes a second row
             tmap.append(["", "projection"])
         figs[chart.id], maps[chart.id] = fig, tmap
@@ -77,7 +75,7 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
         users[key], maps[f"user:{key}"] = fig, tmap
     state = {
         "run_id": run["id"], "last": data["last_step"], "points": count_points(series), "keys": keys,
-        "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps, "baseline": baseline,
+        "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps,
         "alerts": [a["id"] for a in alerts],
         "y2": [cid for cid, fig in figs.items() if "yaxis2" in fig["layout"]],
     }
@@ -100,7 +98,7 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
     added = count_points(new_series)
     if state["points"] + added > 2 * MAX_POINTS:
         return None
-    alerts = new_alerts(markers.run_alerts(api, run["id"]), state["alerts"])
+    alerts = new_alerts(markers.run_markers(api, run["id"], state["alerts"]), state["alerts"])
     if not added and not alerts:
         return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update
 
@@ -116,7 +114,7 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
         apply_alerts(patch, alerts)
         if map_id == "entropy" and any(key == "entropy/mean" for key, _ in
                                        (tmap[i] for i, _, _ in appends)):
-            _patch_projection(api, run, state, tmap, patch, last)
+            _patch_projection(api, run, tmap, patch)
         return patch if (appends or alerts) else no_update
 
     charts = [patch_for(cid) for cid in chart_ids]
@@ -125,18 +123,12 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
     new_state["last"] = last
     new_state["points"] = state["points"] + added
     new_state["alerts"].extend([a["id"] for a in alerts])
-    if state["baseline"] is None:
-        new_state["baseline"] = _baseline(new_series)
     return charts, users, new_state
 
 
-def _patch_projection(api, run, state, tmap, patch, last) -> None:
+def _patch_projection(api, run, tmap, patch) -> None:
     index = next(i for i, (_, role) in enumerate(tmap) if role == "projection")
-    recent = api.series(run["id"], ["entropy/mean"], max_points=4 * PROJECTION_WINDOW,
-                        min_step=max(0, (last or 0) - 20 * PROJECTION_WINDOW))["series"].get("entropy/mean")
-    baseline = state["baseline"] if state["baseline"] is not None else _baseline({"entropy/mean": recent or {}})
-    trace = projection_trace(entropy_projection(recent["steps"], recent["values"], baseline,
-                                                window=PROJECTION_WINDOW) if recent else None)
+    trace = projection_trace(forecast(api, run["id"]))
     for field in ("x", "y", "name", "showlegend"):
         patch["data"][index][field] = trace[field]
 
@@ -148,11 +140,9 @@ def heat_names(kind: str, mode: str | None = None) -> tuple[str, list[str]]:
             "entropy": ("Token entropy per step", [HISTOGRAMS["entropy"]])}[kind]
 
 
-def _matrix(api, run_id: int, names: list[str], **params) -> dict | None:
-    matrix = None
-    for name in names:
-        matrix = sum_matrices(matrix, api.histograms(run_id, name, **params))
-    return matrix
+def _matrix(api, run_id: int, names: list[str], **params) -> dict:
+    # Several names (m_S + m_F per bin) are added by the server, step by step.
+    return api.histograms(run_id, ",".join(names), **params)
 
 
 def load_heat(api, run_id: int, kind: str, y_title: str, mode: str | None = None,
@@ -160,7 +150,7 @@ def load_heat(api, run_id: int, kind: str, y_title: str, mode: str | None = None
     """A heatmap (and for advantages, quantile bands) in full, with the state to refresh them."""
     title, names = heat_names(kind, mode)
     matrix = _matrix(api, run_id, names, max_steps=MAX_COLUMNS)
-    alerts = markers.run_alerts(api, run_id)
+    alerts = markers.run_markers(api, run_id)
     heat = heatmap_figure(matrix, title, y_title, alerts,
                           empty_message=f"not logged yet: histogram {' + '.join(names)}")
     bands = quantile_figure(matrix, quantiles_title, y_title, alerts) if quantiles_title else None
@@ -178,7 +168,7 @@ def refresh_heat(api, state: dict, with_bands: bool):
         return None
     _, names = heat_names(state["kind"], state["mode"])
     matrix = _matrix(api, state["run_id"], names, max_steps=MAX_COLUMNS, min_step=state["last"] + 1)
-    alerts = new_alerts(markers.run_alerts(api, state["run_id"]), state["alerts"])
+    alerts = new_alerts(markers.run_markers(api, state["run_id"], state["alerts"]), state["alerts"])
     fresh = not is_empty(matrix)
     if fresh and (heat_signature(matrix) != state["sig"] or state["cols"] + len(matrix["steps"]) > 2 * MAX_COLUMNS):
         return None

@@ -1,83 +1,29 @@
-"""Alert events as the charts need them: one marker per firing, at the step it fired."""
+"""Alert markers of a run's charts: every firing of its alerts, read in one request."""
 
 from __future__ import annotations
 
-import threading
-import time
+from fadewatch.dashboard.api import ApiError
 
-from fadewatch.dashboard.api import ApiError, ReadClient
-
-__all__ = ["run_alerts", "active_counts", "marker"]
-
-_CACHE: dict = {}
-_FIRINGS: dict = {}
-_LOCK = threading.Lock()
-_TTL = 1.0
-_MAX_ENTRIES = 512
+__all__ = ["run_markers", "marker"]
 
 
-def marker(alert: dict, event: dict) -> dict:
-    """{"id", "step", "label", "severity"} of one firing event of an alert."""
-    label = f"{alert['rule']} ({alert['severity']})"
-    if event.get("summary"):
-        label += f": {event['summary']}"
-    return {"id": f"{alert['id']}:{event['id']}", "step": int(event["step"]), "label": label,
-            "severity": alert["severity"]}
+def marker(m: dict) -> dict:
+    """{"id", "step", "label", "severity"} of one firing, from the API's alert marker."""
+    label = f"{m['rule']} ({m['severity']})"
+    if m.get("summary"):
+        label += f": {m['summary']}"
+    return {"id": int(m["event_id"]), "step": int(m["step"]), "label": label, "severity": m["severity"]}
 
 
-def _remember(store: dict, key, value) -> None:
-    with _LOCK:
-        if len(store) > _MAX_ENTRIES:
-            store.clear()
-        store[key] = value
+def run_markers(api, run_id: int, after: list[int] | None = None) -> list[dict]:
+    """Markers of the times the run's alerts fired, oldest first (the same on all its charts).
 
-
-def _fetch(client: ReadClient, params: dict) -> list[dict] | None:
-    """Alerts matching `params`, cached for a second; None when the server cannot say."""
-    key = (id(client), tuple(sorted(params.items())))
-    with _LOCK:
-        hit = _CACHE.get(key)
-    if hit and time.monotonic() - hit[0] < _TTL:
-        return hit[1]
+    ``after``: the marker ids a page holds already; only newer firings are fetched then.
+    An unanswered request draws no new markers rather than failing the page.
+    """
+    newest = max(after) if after else None
     try:
-        alerts = client.alerts(**params)
-    except ApiError:
-        alerts = None
-    _remember(_CACHE, key, (time.monotonic(), alerts))
-    return alerts
-
-
-def _firings(client: ReadClient, alert: dict) -> list[dict]:
-    """Firing events of an alert; read again only when the alert fired or resolved anew."""
-    key = (id(client), alert["id"], alert.get("fired_step"), alert.get("resolved_step"), alert["state"])
-    with _LOCK:
-        hit = _FIRINGS.get(key)
-    if hit is not None:
-        return hit
-    try:
-        events = client.alert(alert["id"])["events"]
+        found = api.get(f"/runs/{int(run_id)}/alert-markers", kind="firing", after_event=newest)["markers"]
     except ApiError:
         return []
-    found = [e for e in events if e["kind"] == "firing"]
-    _remember(_FIRINGS, key, found)
-    return found
-
-
-def run_alerts(client: ReadClient, run_id: int) -> list[dict]:
-    """Markers of every time an alert of the run fired, oldest first (the same on all its charts)."""
-    out = []
-    for alert in _fetch(client, {"run_id": int(run_id), "limit": 500}) or []:
-        if alert.get("fired_step") is not None:
-            out.extend(marker(alert, e) for e in _firings(client, alert))
-    return sorted(out, key=lambda m: (m["step"], m["id"]))
-
-
-def active_counts(client: ReadClient) -> dict[int, int] | None:
-    """Firing alerts per run id, or None when the server cannot say."""
-    alerts = _fetch(client, {"state": "firing", "limit": 5000})
-    if alerts is None:
-        return None
-    counts: dict[int, int] = {}
-    for a in alerts:
-        counts[int(a["run_id"])] = counts.get(int(a["run_id"]), 0) + 1
-    return counts
+    return [marker(m) for m in found]
