@@ -35,7 +35,7 @@ BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0
-	$(BENCH_VENV)/bin/pip install --quiet -e '.[server]' -r bench/requirements-peers.txt
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[server,demo,trl]' -r bench/requirements-peers.txt
 	touch $(BENCH_VENV)/.installed
 
 bench: $(BENCH_VENV)/.installed
@@ -43,6 +43,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/client_overhead.py
 	$(BENCH_VENV)/bin/python bench/demo.py
 	$(BENCH_VENV)/bin/python bench/alerts.py
+	$(BENCH_VENV)/bin/python bench/detection.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache

@@ -1,8 +1,7 @@
-"""Alerts: delivery latency, and detection quality on demo runs side by side with rlwatch.
+"""Alerts: delivery latency and what alerting costs at ingest (detection quality: bench/detection.py).
 
     .venv-bench/bin/python bench/alerts.py                  # both parts, SQLite and PostgreSQL
     .venv-bench/bin/python bench/alerts.py --part latency --alerts 500
-    .venv-bench/bin/python bench/alerts.py --part detection --seeds 3 --steps 300
     .venv-bench/bin/python bench/alerts.py --part cost
 
 (a) Latency: a `fadewatch server` process with one webhook channel pointing at a receiver in
@@ -11,10 +10,7 @@ rule and waits for the signed webhook; the latency is from the start of the inge
 the receipt of the message (same clock). The next step clears the rule, and its resolved
 message is awaited too, so every round starts with an empty queue.
 
-(b) Detection: see bench/_detection.py. Needs torch (demo extra); rlwatch comes from
-bench/requirements-peers.txt (`make bench`).
-
-(c) Cost: what evaluating the default rules adds to storing a batch, in process (no HTTP):
+(b) Cost: what evaluating the default rules adds to storing a batch, in process (no HTTP):
 batches of 100 steps carrying the hook's 40-odd scalars, stored with and without the
 engine (alternating batch by batch), median over batches.
 """
@@ -37,7 +33,6 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _detection import ESTIMATORS, describe_runs, follow_up, make_streams, table  # noqa: E402
 from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SERVER_ENV = {"FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true"}
@@ -161,7 +156,7 @@ def _cost(db_url: str, batches: int) -> tuple[float, float]:
 
 
 def run_cost(args) -> None:
-    print("(c) storing a batch of 100 steps (42 scalars each), in process, median of 100 batches each")
+    print("(b) storing a batch of 100 steps (42 scalars each), in process, median of 100 batches each")
     print("| database | without alerting | with the default rules | per step |\n|---|---|---|---|")
     for db in args.db:
         if db == "sqlite":
@@ -175,38 +170,17 @@ def run_cost(args) -> None:
         print(f"| {db} | {off:.1f} ms | {on:.1f} ms | +{(on - off) * 10:.0f} µs |", flush=True)
 
 
-def run_detection(args) -> None:
-    print(f"(b) detection on demo runs: {args.seeds} seeds x {len(ESTIMATORS)} estimators ({', '.join(ESTIMATORS)}), "
-          f"{args.steps} steps", flush=True)
-    runs = make_streams(args.steps, args.seeds, Path(args.streams) if args.streams else None,
-                        log=lambda m: print(m, file=sys.stderr, flush=True))
-    print("\n".join(describe_runs(runs)))
-    print()
-    print("\n".join(table(runs)))
-    if args.follow_up:
-        print()
-        print("\n".join(follow_up(runs, args.follow_up, log=lambda m: print(m, file=sys.stderr, flush=True))))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["latency", "detection", "cost", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "cost", "all"], default="all")
     parser.add_argument("--alerts", type=int, default=300, help="latency: alerts per database")
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
-    parser.add_argument("--seeds", type=int, default=3, help="detection: runs per estimator")
-    parser.add_argument("--steps", type=int, default=300, help="detection: training steps per run (the demo's)")
-    parser.add_argument("--streams", default=None, help="detection: JSON file caching the trained streams")
-    parser.add_argument("--follow-up", type=int, default=500,
-                        help="detection: train healthy runs that raised a warning this long (0: skip)")
     args = parser.parse_args()
     if args.part in ("latency", "all"):
         run_latency(args)
         print()
     if args.part in ("cost", "all"):
         run_cost(args)
-        print()
-    if args.part in ("detection", "all"):
-        run_detection(args)
 
 
 if __name__ == "__main__":

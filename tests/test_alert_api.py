@@ -36,7 +36,9 @@ def test_rules_list_defaults_and_overrides_with_their_source(api):
     r = api.patch("/projects/p/rules/sign_imbalance", json={"params": {"bound": 0.7}, "for_steps": 20})
     assert r.status_code == 200
     assert r.json() | {} == r.json() and r.json()["source"] == "api" and r.json()["overrides"] == "default"
-    assert r.json()["params"] == {"metric": "sign/balance", "bound": 0.7} and r.json()["for_steps"] == 20
+    params = r.json()["params"]
+    assert params["metric"] == "sign/balance" and params["bound"] == 0.7 and r.json()["for_steps"] == 20
+    assert params["clear_bound"] == 0.3, "params left out of a patch keep their defaults"
 
     assert api.post("/projects/p/rules/heavy_tails/disable").json()["enabled"] is False
     assert api.get("/projects/p/rules/heavy_tails").json()["source"] == "api"

@@ -67,11 +67,11 @@ def test_a_critical_alert_inhibits_warnings_of_its_own_run_only(alert_api):
         rx.wait_for(2)
         warning = _alert(api, broken, "loss_high")
         assert warning["state"] == "firing" and warning["muted"] == "inhibited"
-        # Finite again: nonfinite resolves after its keep_firing_steps (5), which frees the warning.
-        send_steps(api, broken, steps_of({"loss": [10.0] * 6, "adv/mean": [0.0] * 6}, start=1))
+        # Finite again: nonfinite resolves after its hold (keep_firing_steps 20), which frees the warning.
+        send_steps(api, broken, steps_of({"loss": [10.0] * 21, "adv/mean": [0.0] * 21}, start=1))
         rx.wait_for(4)
         time.sleep(0.2)
     assert sorted(_messages(rx)[:2]) == [("broken", "nonfinite", "firing", 0), ("other", "loss_high", "firing", 0)]
-    assert _messages(rx)[2:] == [("broken", "nonfinite", "resolved", 6), ("broken", "loss_high", "firing", 6)]
+    assert _messages(rx)[2:] == [("broken", "nonfinite", "resolved", 21), ("broken", "loss_high", "firing", 21)]
     critical = next(m for m in rx.unique() if m.json["data"]["alert"]["rule"] == "nonfinite").json["data"]
     assert critical["alert"]["severity"] == "critical" and critical["values"] == {"nonfinite": ["adv/mean"]}

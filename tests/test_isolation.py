@@ -64,6 +64,7 @@ CALLS: dict[tuple[str, str], tuple[dict, dict | None]] = {
     ("GET", "/api/v1/runs/{run_id}/samples"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/alert-markers"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/forecast"): ({}, None),
+    ("GET", "/api/v1/runs/{run_id}/regime"): ({}, None),
     ("GET", "/api/v1/projects"): ({}, None),
     ("GET", "/api/v1/alerts"): ({"project": PROJECT}, None),
     ("GET", "/api/v1/alerts/{alert_id}"): ({}, None),

@@ -11,7 +11,7 @@ from fadewatch.server.alerts.evaluation.rules import RuleName, RuleSpec
 from fadewatch.server.alerts.evaluation.silencing import Matcher
 
 __all__ = [
-    "AlertStateName", "AlertOut", "AlertList", "AttemptOut", "NotificationOut", "EventOut", "AlertDetail",
+    "AlertStateName", "AlertOut", "AlertList", "AttemptOut", "NotificationOut", "EventOut", "EpisodeOut", "AlertDetail",
     "RuleOut", "RuleList", "ChannelIn", "ChannelPatch", "ChannelOut", "ChannelList", "ChannelTestResult",
     "SilenceIn", "SilenceOut", "SilenceList",
 ]
@@ -44,6 +44,8 @@ class AlertOut(BaseModel):
     last_notified_at: datetime | None
     notified: bool = Field(description="the firing message of this episode was sent")
     muted: str | None = Field(description="why notifications are held back: inhibited, silenced:<id>")
+    episode: int = Field(description="the number of the current (or latest) episode, 1 for the first; 0 before "
+                                     "the alert first fires")
     url: str = Field(description="the run's page in the dashboard")
 
 
@@ -87,7 +89,19 @@ class EventOut(BaseModel):
     notifications: list[NotificationOut]
 
 
+class EpisodeOut(BaseModel):
+    """One episode: from the step the alert fired to the step it resolved (None while it fires)."""
+
+    number: int
+    fired_step: int
+    resolved_step: int | None
+    fired_at: datetime
+    resolved_at: datetime | None
+    notified: bool = Field(description="its firing message went out (false: it was muted throughout)")
+
+
 class AlertDetail(AlertOut):
+    episodes: list[EpisodeOut] = Field(description="every episode, oldest first, each with its first firing step")
     events: list[EventOut]
 
 
@@ -222,9 +236,39 @@ class ForecastOut(BaseModel):
     value: float | None = Field(description="the metric at that step")
     baseline: float | None
     collapse_level: float | None
-    fitted: float | None = Field(description="the fitted value at `step`")
-    slope: float | None = Field(description="the fitted change per step at `step`")
-    projected_step: int | None = Field(description="where the fit meets the collapse level")
+    fitted: float | None = Field(description="the forecast value at `step`")
+    slope: float | None = Field(description="the forecast change per step at `step`")
+    projected_step: int | None = Field(description="where the forecast meets the collapse level")
+    early_step: int | None = Field(None, description="the interval's earliest step to meet the level")
+    late_step: int | None = Field(None, description="the interval's latest step to meet the level (None: the "
+                                                     "shallow edge of the interval does not fall)")
     horizon: int | None = Field(description="how far ahead a projection may warn")
     signals: list[str] = Field(description="the signals that fire now")
     firing: bool = Field(description="the rule's alert is firing")
+
+
+class RegimeSide(BaseModel):
+    state: str | None = Field(description="sign: success-heavy, balanced, failure-heavy; difficulty: hard, mid, easy")
+    value: float | None = Field(description="the smoothed sign balance b, or the smoothed solve rate")
+    since_step: int | None
+    reading: str
+
+
+class RegimeSpan(BaseModel):
+    start: int
+    end: int | None = Field(description="None: still in this regime")
+    sign: str | None
+    difficulty: str | None
+
+
+class RegimeOut(BaseModel):
+    """The run's sign and difficulty regimes, as the rule that holds them (sign_imbalance) reads them."""
+
+    run_id: int
+    rule: str | None = Field(description="the rule whose state this is; None when no enabled rule holds regimes")
+    step: int | None = Field(description="the newest step the rule has seen")
+    sign: RegimeSide | None
+    difficulty: RegimeSide | None
+    consequence: str | None = Field(description="the regime's predicted consequence, when it has begun")
+    note: str | None = Field(description="what the regime predicts, or why it cannot tell")
+    spans: list[RegimeSpan] = Field(description="the regimes over the run, oldest first, for the charts' bands")

@@ -1,4 +1,4 @@
-"""/api/v1/runs/{id}/alert-markers and /forecast: what a run's charts draw of its alerts."""
+"""/api/v1/runs/{id}/alert-markers, /forecast and /regime: what a run's charts draw of its alerts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
-from fadewatch.server.alerts.evaluation.forecast import run_forecast
-from fadewatch.server.alerts.schemas import ForecastOut, MarkerList
+from fadewatch.server.alerts.evaluation.forecast import run_forecast, run_regime
+from fadewatch.server.alerts.schemas import ForecastOut, MarkerList, RegimeOut
 from fadewatch.server.deps import MAX_ID, AlertContextDep, DatabaseDep, PrincipalDep, RunId, StepBound
 from fadewatch.server.store import alerts
 from fadewatch.server.store.runs import load_run
@@ -36,6 +36,14 @@ def alert_markers(
 @router.get("/forecast", response_model=ForecastOut)
 def forecast(run_id: RunId, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep) -> ForecastOut:
     """Where the run's entropy is heading, as its early-warning rule reads it (baseline, collapse
-    level, fitted value and slope, the step the fit meets the level)."""
+    level, forecast value and slope, the step the forecast meets the level and its interval)."""
     with db.transaction() as session:
         return run_forecast(session, ctx, load_run(session, run_id, who))
+
+
+@router.get("/regime", response_model=RegimeOut)
+def regime(run_id: RunId, db: DatabaseDep, who: PrincipalDep, ctx: AlertContextDep) -> RegimeOut:
+    """The run's sign and difficulty regimes as its sign rule holds them (state, since when, reading,
+    the consequence that has begun if any), and the spans of each regime over the run."""
+    with db.transaction() as session:
+        return run_regime(session, ctx, load_run(session, run_id, who))

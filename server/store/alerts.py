@@ -19,7 +19,8 @@ from fadewatch.server.alerts.models import (
     DeliveryAttempt,
 )
 from fadewatch.server.alerts.delivery.messages import run_url
-from fadewatch.server.alerts.schemas import AlertDetail, AlertOut, AttemptOut, EventOut, MarkerOut, NotificationOut
+from fadewatch.server.alerts.schemas import (AlertDetail, AlertOut, AttemptOut, EpisodeOut, EventOut, MarkerOut,
+                                             NotificationOut)
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import Project, Run
 from fadewatch.server.store.alert_summaries import changed_at
@@ -39,6 +40,7 @@ __all__ = [
     "get_alert",
     "run_markers",
     "track_memory",
+    "episodes_of",
     "to_datetime",
 ]
 
@@ -140,7 +142,12 @@ def active_silences(session: Session, project_id: int, now: float) -> list[tuple
     )]
 
 
-def _alert_out(s: AlertState, run_name: str, project: str, public_url: str) -> AlertOut:
+# Episodes an alert has had: one resolved event closes each; a firing alert is in one more.
+_closed_episodes = (select(func.count()).where(AlertEvent.alert_id == AlertState.id, AlertEvent.kind == "resolved")
+                    .correlate(AlertState).scalar_subquery())
+
+
+def _alert_out(s: AlertState, run_name: str, project: str, public_url: str, closed: int) -> AlertOut:
     return AlertOut(
         id=s.id, project=project, run_id=s.run_id, run_name=run_name, fingerprint=s.fingerprint,
         rule=s.rule, detector=s.detector, severity=s.severity, labels=s.labels or {}, state=s.state,
@@ -149,8 +156,31 @@ def _alert_out(s: AlertState, run_name: str, project: str, public_url: str) -> A
         fired_step=s.fired_step, resolved_step=s.resolved_step, last_step=s.last_step,
         fired_at=to_datetime(s.fired_at), resolved_at=to_datetime(s.resolved_at),
         last_notified_at=to_datetime(s.last_notified_at), notified=s.notified, muted=s.muted,
-        url=run_url(public_url, s.run_id),
+        episode=closed + (s.state == "firing"), url=run_url(public_url, s.run_id),
     )
+
+
+def episodes_of(session: Session, alert_id: int) -> list[EpisodeOut]:
+    """The alert's episodes from its events: a firing opens one (a later firing event before the
+    resolution is the message of a muted episode going out), a resolution closes it."""
+    out: list[EpisodeOut] = []
+    current: dict | None = None
+    for kind, step, at, muted in session.execute(
+        select(AlertEvent.kind, AlertEvent.step, AlertEvent.at, AlertEvent.muted)
+        .where(AlertEvent.alert_id == alert_id, AlertEvent.kind.in_(("firing", "resolved"))).order_by(AlertEvent.id)
+    ):
+        if kind == "firing":
+            if current is None:
+                current = {"number": len(out) + 1, "fired_step": step, "fired_at": to_datetime(at),
+                           "resolved_step": None, "resolved_at": None, "notified": muted is None}
+            else:
+                current["notified"] = current["notified"] or muted is None
+        elif current is not None:
+            out.append(EpisodeOut(**{**current, "resolved_step": step, "resolved_at": to_datetime(at)}))
+            current = None
+    if current is not None:
+        out.append(EpisodeOut(**current))
+    return out
 
 
 def list_alerts(
@@ -181,20 +211,22 @@ def list_alerts(
         .where(*where)
     )
     total = session.scalar(select(func.count()).select_from(joined.subquery()))
-    page = joined.order_by(changed_at.desc(), AlertState.id.desc()).limit(limit).offset(offset)
-    return [_alert_out(s, run_name, proj, public_url) for s, run_name, proj in session.execute(page)], total
+    page = (joined.add_columns(_closed_episodes).order_by(changed_at.desc(), AlertState.id.desc())
+            .limit(limit).offset(offset))
+    return [_alert_out(s, run_name, proj, public_url, closed)
+            for s, run_name, proj, closed in session.execute(page)], total
 
 
 def get_alert(session: Session, alert_id: int, who: Principal, public_url: str, max_events: int = 200) -> AlertDetail:
     row = session.execute(
-        select(AlertState, Run.name, Project.name)
+        select(AlertState, Run.name, Project.name, _closed_episodes)
         .join(Run, Run.id == AlertState.run_id)
         .join(Project, Project.id == AlertState.project_id)
         .where(AlertState.id == alert_id)
     ).first()
     if row is None or not who.can_read(row[0].project_id):
         raise NotFound(f"alert {alert_id} not found")
-    state, run_name, project = row
+    state, run_name, project, closed = row
     events = list(session.scalars(
         select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id.desc()).limit(max_events)
     ))[::-1]
@@ -214,8 +246,8 @@ def get_alert(session: Session, alert_id: int, who: Principal, public_url: str, 
     by_event: dict[int, list[NotificationOut]] = {}
     for n in notes:
         by_event.setdefault(n.event_id, []).append(notification_out(n, attempts.get(n.id, [])))
-    out = _alert_out(state, run_name, project, public_url)
-    return AlertDetail(**out.model_dump(), events=[
+    out = _alert_out(state, run_name, project, public_url, closed)
+    return AlertDetail(**out.model_dump(), episodes=episodes_of(session, alert_id), events=[
         EventOut(id=e.id, kind=e.kind, step=e.step, at=to_datetime(e.at), severity=e.severity,
                  summary=e.summary, values=e.values, diagnosis=e.context, muted=e.muted,
                  notifications=by_event.get(e.id, []))

@@ -1,7 +1,8 @@
 """What a notification says: one message document, rendered per channel kind.
 
-The message names the run, the step, the rule, the values that tripped it, what the sign
-and difficulty axes say is happening, and links to the run's page in the dashboard.
+The message names the run, the step, the rule, the values that tripped it, its diagnosis
+card (diagnosis.py: the regimes, the forecast, a suggested action, and what the sign and
+difficulty axes say is happening), and links to the run's page in the dashboard.
 """
 
 from __future__ import annotations

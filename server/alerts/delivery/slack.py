@@ -46,8 +46,11 @@ def _alert_blocks(d: dict) -> tuple[str, list[dict]]:
     if values:
         fields.append({"type": "mrkdwn", "text": _cut("*Values*\n" + "\n".join(values[:12]), 1900)})
     diag = d.get("diagnosis") or {}
-    axes = (f"*Sign axis:* {_esc(diag.get('sign', {}).get('reading', 'n/a'))}\n"
-            f"*Difficulty axis:* {_esc(diag.get('difficulty', {}).get('reading', 'n/a'))}")
+    card = [(label, diag.get(key)) for label, key in (("Regime", "regime"), ("Tripped by", "tripped"),
+                                                      ("Forecast", "forecast"), ("Suggested action", "action"))]
+    axes = "\n".join([f"*{label}:* {_esc(text)}" for label, text in card if text]
+                     + [f"*Sign axis:* {_esc(diag.get('sign', {}).get('reading', 'n/a'))}",
+                        f"*Difficulty axis:* {_esc(diag.get('difficulty', {}).get('reading', 'n/a'))}"])
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "emoji": True,
                                     "text": _cut(f"{icon} {alert['title']} {verb}", 150)}},

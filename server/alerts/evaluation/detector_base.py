@@ -14,8 +14,16 @@ Finite = Field(allow_inf_nan=False)
 
 
 class Verdict(NamedTuple):
+    """hit: the trigger condition holds. clear: the clear condition holds (None: not hit).
+
+    A detector with hysteresis clears at a stricter bound than it trips at: a step between
+    the two (hit and clear both False) neither trips a quiet alert nor counts toward
+    resolving a firing one, so a signal hovering at its threshold makes one episode.
+    """
+
     hit: bool
     values: dict[str, Any]
+    clear: bool | None = None
 
 
 class Params(BaseModel):

@@ -9,15 +9,18 @@ it nothing (its input is missing, or its baseline is still being learned).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
-from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, baseline, fmt
+from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, fmt, push
+from fadewatch.server.alerts.evaluation.diversity import DiversityParams, describe_diversity, diversity_collapse
 from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
                                                        describe_early, early_warning_forecast, entropy_collapse,
                                                        entropy_early_warning)
+from fadewatch.server.alerts.evaluation.regime import SignParams, describe_sign, regime_view, sign_regime
 from fadewatch.server.schemas import MetricName
 
 __all__ = ["Verdict", "DetectorDef", "DETECTORS", "BUILTIN", "ThresholdParams", "OPS"]
@@ -29,46 +32,29 @@ class ThresholdParams(Params):
     metric: MetricName
     op: Literal[">", ">=", "<", "<=", "==", "!="]
     value: float = Finite
+    clear_value: float | None = Field(None, allow_inf_nan=False)
 
 
 def threshold(p: ThresholdParams, mem, step, scalars, nonfinite) -> Verdict | None:
     v = scalars.get(p.metric)
     if v is None:
         return None
-    return Verdict(OPS[p.op](v, p.value), {p.metric: v, "threshold": p.value})
+    hit = OPS[p.op](v, p.value)
+    clear = not hit if p.clear_value is None else not OPS[p.op](v, p.clear_value)
+    values = {p.metric: v, "threshold": p.value}
+    if p.clear_value is not None:
+        values["clear_threshold"] = p.clear_value
+    return Verdict(hit, values, clear)
 
 
 def _describe_threshold(v: dict, p: ThresholdParams) -> str:
     value = v.get(p.metric)
     if value is not None and OPS[p.op](value, p.value):
         return f"{p.metric} = {fmt(value)} {p.op} {fmt(p.value)}"
-    return f"{p.metric} = {fmt(value)}, no longer {p.op} {fmt(p.value)}"
-
-
-# --- sign imbalance -------------------------------------------------------------------
-
-class SignImbalanceParams(Params):
-    metric: MetricName = "sign/balance"
-    bound: float = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
-
-
-def sign_imbalance(p: SignImbalanceParams, mem, step, scalars, nonfinite) -> Verdict | None:
-    b = scalars.get(p.metric)
-    if b is None:
-        return None
-    if b > 0:
-        direction, points_to = "success-heavy", "entropy collapse"
-    else:
-        direction, points_to = "failure-heavy", "weight-geometry collapse"
-    return Verdict(abs(b) > p.bound, {"balance": b, "bound": p.bound, "direction": direction,
-                                      "points_to": points_to})
-
-
-def _describe_sign(v: dict, p) -> str:
-    if abs(v["balance"]) <= v["bound"]:
-        return f"sign balance b = {v['balance']:+.2f} is back within ±{fmt(v['bound'])}"
-    return (f"sign balance b = {v['balance']:+.2f} is {v['direction']} (|b| > {fmt(v['bound'])}), "
-            f"which points to {v['points_to']}")
+    bound = p.value if p.clear_value is None else p.clear_value
+    if value is not None and OPS[p.op](value, bound):
+        return f"{p.metric} = {fmt(value)} is not yet back past {fmt(bound)}"
+    return f"{p.metric} = {fmt(value)}, no longer {p.op} {fmt(bound)}"
 
 
 # --- heavy tails ----------------------------------------------------------------------
@@ -77,34 +63,73 @@ class HeavyTailsParams(Params):
     max_abs_over_std: float | None = Field(10.0, gt=0, allow_inf_nan=False)
     kurtosis: float | None = Field(20.0, allow_inf_nan=False)
     min_ess_frac: float | None = Field(0.1, gt=0, lt=1, allow_inf_nan=False)
+    # Rewards of two values (pass/fail) alone make tails that grow with the group size and with how
+    # rare successes (or failures) are: each bound gives way to `bernoulli_margin` x the most that
+    # such rewards can give at the step's group size, solve rate and share of groups with signal.
+    # None: the fixed bounds only.
+    bernoulli_margin: float | None = Field(1.5, ge=1, allow_inf_nan=False)
+    # Outliers come and go from step to step: trip when at least `min_share` of the last `window`
+    # steps are past a bound, clear when at most `clear_share` are.
+    window: int = Field(20, ge=1, le=1000)
+    min_share: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
+    clear_share: float = Field(0.15, ge=0, lt=1, allow_inf_nan=False)
 
 
-_TAILS = (("adv/max_abs_over_std", "max_abs_over_std", 1), ("adv/kurtosis", "kurtosis", 1),
-          ("difficulty/ess_frac", "min_ess_frac", -1))
+def _bernoulli_reference(scalars: dict) -> tuple[float, float, float] | None:
+    """(max|A|/std, excess kurtosis, ESS/N) at their most extreme for pass/fail rewards at this step:
+    every group with signal holding one success (or one failure) among G, or the batch one rare outcome."""
+    counts = [scalars.get(k) for k in ("sign/n_pos", "sign/n_neg", "sign/n_zero")]
+    groups, rate = scalars.get("difficulty/n_groups"), scalars.get("difficulty/solve_rate")
+    if None in counts or not groups or rate is None:
+        return None
+    n = sum(counts)
+    if n < 2 or groups < 1:
+        return None
+    size = max(n / groups, 2.0)
+    signal = max(1.0 - (scalars.get("difficulty/no_signal_frac") or 0.0), 1.0 / groups)
+    p = min(max(rate, 1.0 / n), 1.0 - 1.0 / n)
+    pq = p * (1 - p)
+    rare = 1.0 / size
+    return (max(math.sqrt((size - 1) / signal), 1 / math.sqrt(pq)),
+            max((size - 1) ** 2 / (size * signal) - 3, (1 - 6 * pq) / pq),
+            min(signal * 4 * rare * (1 - rare), min(p, 1 - p)))
 
 
 def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict | None:
+    ref = _bernoulli_reference(scalars) if p.bernoulli_margin is not None else None
+    m = p.bernoulli_margin or 1.0
+    bounds = {"adv/max_abs_over_std": (p.max_abs_over_std, 1, ref and m * ref[0]),
+              "adv/kurtosis": (p.kurtosis, 1, ref and m * ref[1]),
+              "difficulty/ess_frac": (p.min_ess_frac, -1, ref and ref[2] / m)}
     values: dict[str, Any] = {}
     tripped = []
-    for metric, field, sign in _TAILS:
-        bound, v = getattr(p, field), scalars.get(metric)
+    for metric, (bound, sign, bernoulli) in bounds.items():
+        v = scalars.get(metric)
         if bound is None or v is None:
             continue
-        values[metric] = v
+        if bernoulli is not None:
+            bound = max(bound, bernoulli) if sign > 0 else min(bound, bernoulli)
+        values[metric], values[metric + ":bound"] = v, bound
         if (v > bound) if sign > 0 else (v < bound):
             tripped.append(metric)
     if not values:
         return None
-    values["tripped"] = tripped
-    return Verdict(bool(tripped), values)
+    window = mem.setdefault("w", [])
+    push(window, 1 if tripped else 0, p.window)
+    share = sum(window) / p.window
+    values.update(tripped=tripped, share=share, window=p.window)
+    return Verdict(share >= p.min_share, values, share <= p.clear_share)
 
 
 def _describe_tails(v: dict, p) -> str:
-    names = {"adv/max_abs_over_std": ("max|A|/std", ">", p.max_abs_over_std),
-             "adv/kurtosis": ("kurtosis", ">", p.kurtosis),
-             "difficulty/ess_frac": ("ESS/N", "<", p.min_ess_frac)}
-    parts = [f"{names[m][0]} {fmt(v[m])} {names[m][1]} {fmt(names[m][2])}" for m in v.get("tripped", ())]
-    return "heavy-tailed advantages: " + ", ".join(parts) if parts else "advantage tails are back in bounds"
+    names = {"adv/max_abs_over_std": ("max|A|/std", ">"), "adv/kurtosis": ("kurtosis", ">"),
+             "difficulty/ess_frac": ("ESS/N", "<")}
+    parts = [f"{names[m][0]} {fmt(v[m])} {names[m][1]} {fmt(v[m + ':bound'])}" for m in v.get("tripped", ())]
+    if v.get("share", 0) >= p.min_share:
+        return (f"heavy-tailed advantages on {v['share']:.0%} of the last {v['window']} steps"
+                + (f" (now {', '.join(parts)})" if parts else "")
+                + "; bounds allow for what pass/fail rewards give at this group size and solve rate")
+    return f"advantage tails are back in bounds ({v.get('share', 0):.0%} of the last {v.get('window')} steps past them)"
 
 
 # --- bounds on one scalar: no signal, geometry -----------------------------------------
@@ -112,25 +137,41 @@ def _describe_tails(v: dict, p) -> str:
 class NoSignalParams(Params):
     metric: MetricName = "difficulty/no_signal_frac"
     bound: float = Field(0.8, ge=0, lt=1, allow_inf_nan=False)
+    clear_bound: float = Field(0.6, ge=0, lt=1, allow_inf_nan=False)
+    # Groups all solved are a run that has learned its prompts, not one that cannot: only a batch
+    # mostly failing (solve rate under this) makes the no-signal share an alarm.
+    solve_rate_metric: MetricName = "difficulty/solve_rate"
+    max_solve_rate: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
 
 
 class GeometryParams(Params):
     metric: MetricName = "geometry/rank1_frac"
     bound: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
+    clear_bound: float = Field(0.9, gt=0, lt=1, allow_inf_nan=False)
 
 
 def _above(p, mem, step, scalars, nonfinite) -> Verdict | None:
     v = scalars.get(p.metric)
     if v is None:
         return None
-    return Verdict(v > p.bound, {p.metric: v, "bound": p.bound})
+    return Verdict(v > p.bound, {p.metric: v, "bound": p.bound}, v < p.clear_bound)
+
+
+def no_signal(p: NoSignalParams, mem, step, scalars, nonfinite) -> Verdict | None:
+    v, rate = scalars.get(p.metric), scalars.get(p.solve_rate_metric)
+    if v is None:
+        return None
+    failing = rate is None or rate < p.max_solve_rate
+    values = {p.metric: v, "bound": p.bound, "solve_rate": rate}
+    return Verdict(v > p.bound and failing, values, v < p.clear_bound or not failing)
 
 
 def _describe_no_signal(v: dict, p) -> str:
-    if v[p.metric] <= p.bound:
-        return f"{v[p.metric]:.0%} of the groups are all solved or all failed, back under {p.bound:.0%}"
-    return (f"{v[p.metric]:.0%} of the groups are all solved or all failed, so they teach nothing "
-            f"(bound {p.bound:.0%})")
+    share = v[p.metric]
+    if share > p.bound and (v.get("solve_rate") is None or v["solve_rate"] < p.max_solve_rate):
+        return (f"{share:.0%} of the groups are all solved or all failed, so they teach nothing "
+                f"(bound {p.bound:.0%}); with solve rate {fmt(v.get('solve_rate'))} the prompts are too hard")
+    return f"{share:.0%} of the groups are all solved or all failed; the batch learns again"
 
 
 def _describe_geometry(v: dict, p) -> str:
@@ -138,44 +179,6 @@ def _describe_geometry(v: dict, p) -> str:
         return f"rank-1 fraction of the head update {fmt(v[p.metric])} is back under {fmt(p.bound)}"
     return (f"rank-1 fraction of the head update {fmt(v[p.metric])} > {fmt(p.bound)}: the update "
             "is concentrating into one direction")
-
-
-# --- diversity collapse ---------------------------------------------------------------
-
-class DiversityParams(Params):
-    distinct_metric: MetricName = "diversity/distinct_frac"
-    distinct_fraction: float | None = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
-    gap_metric: MetricName = "diversity/pass_gap"
-    gap_fraction: float | None = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
-    min_gap_baseline: float = Field(0.05, ge=0, allow_inf_nan=False)
-    baseline_steps: int = Field(10, ge=1, le=10_000)
-
-
-def diversity_collapse(p: DiversityParams, mem, step, scalars, nonfinite) -> Verdict | None:
-    values: dict[str, Any] = {}
-    tripped = []
-    for metric, fraction, key, minimum in ((p.distinct_metric, p.distinct_fraction, "d", 0.0),
-                                           (p.gap_metric, p.gap_fraction, "g", p.min_gap_baseline)):
-        v = scalars.get(metric)
-        if fraction is None or v is None:
-            continue
-        base = baseline(mem, key, v, p.baseline_steps)
-        if base is None or base <= minimum:
-            continue
-        values[metric] = v
-        values[metric + ":baseline"] = base
-        if v < fraction * base:
-            tripped.append(metric)
-    if not values:
-        return None
-    values["tripped"] = tripped
-    return Verdict(bool(tripped), values)
-
-
-def _describe_diversity(v: dict, p) -> str:
-    parts = [f"{m} {fmt(v[m])} is {v[m] / v[m + ':baseline']:.0%} of its baseline {fmt(v[m + ':baseline'])}"
-             for m in v.get("tripped", ())]
-    return "diversity collapse: " + "; ".join(parts) if parts else "diversity is back above its bounds"
 
 
 # --- non-finite values ----------------------------------------------------------------
@@ -204,6 +207,8 @@ class DetectorDef(NamedTuple):
     describe: Callable[[dict, Any], str]
     # (params, memory) -> where the watched metric is heading, for the dashboard; None: no forecast.
     forecast: Callable[[Any, dict], dict | None] | None = None
+    # (params, memory) -> the run's sign and difficulty regimes, for the API; None: holds none.
+    regime: Callable[[Any, dict], dict | None] | None = None
 
 
 DETECTORS: dict[str, DetectorDef] = {
@@ -211,10 +216,10 @@ DETECTORS: dict[str, DetectorDef] = {
     "entropy_collapse": DetectorDef("Entropy collapse", EntropyCollapseParams, entropy_collapse, describe_collapse),
     "entropy_early_warning": DetectorDef("Entropy early warning", EarlyWarningParams, entropy_early_warning,
                                          describe_early, early_warning_forecast),
-    "sign_imbalance": DetectorDef("Sign imbalance", SignImbalanceParams, sign_imbalance, _describe_sign),
+    "sign_imbalance": DetectorDef("Sign regime", SignParams, sign_regime, describe_sign, regime=regime_view),
     "heavy_tails": DetectorDef("Heavy-tailed advantages", HeavyTailsParams, heavy_tails, _describe_tails),
-    "no_signal": DetectorDef("No learning signal", NoSignalParams, _above, _describe_no_signal),
-    "diversity_collapse": DetectorDef("Diversity collapse", DiversityParams, diversity_collapse, _describe_diversity),
+    "no_signal": DetectorDef("No learning signal", NoSignalParams, no_signal, _describe_no_signal),
+    "diversity_collapse": DetectorDef("Diversity collapse", DiversityParams, diversity_collapse, describe_diversity),
     "geometry_collapse": DetectorDef("Weight-geometry collapse", GeometryParams, _above, _describe_geometry),
     "nonfinite": DetectorDef("Non-finite values", NonfiniteParams, nonfinite_values, _describe_nonfinite),
 }

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from fadewatch.server.alerts.evaluation.detectors import DETECTORS
 from fadewatch.server.alerts.evaluation.machine import Track, advance
+from fadewatch.server.alerts.delivery.diagnosis import diagnosis_card
 from fadewatch.server.alerts.delivery.messages import (CONTEXT_KEYS, OUTBOX_FLAG, alert_labels, build_message, diagnose,
                                                        new_message_id, render_for, run_url)
 from fadewatch.server.alerts.evaluation.rules import CompiledRule, FileRule, RuleSpec, effective_rules
@@ -96,7 +97,7 @@ def project_rules(session: Session, project_id: int, ctx: AlertContext) -> list[
     return ctx.plans.plan((project, tuple(sorted(h for h, _ in stored))), build)
 
 
-def _context(records: Sequence, i: int) -> dict:
+def _axes(records: Sequence, i: int) -> dict:
     """Sign and difficulty scalars at record i, or the latest earlier in the batch."""
     found = {}
     for key in CONTEXT_KEYS:
@@ -109,8 +110,11 @@ def _context(records: Sequence, i: int) -> dict:
 
 
 class _Batch:
-    def __init__(self, session: Session, ctx: AlertContext, run: Run, now: float, tracks: dict[str, Track]):
+    def __init__(self, session: Session, ctx: AlertContext, run: Run, now: float, tracks: dict[str, Track],
+                 plan: list[tuple[CompiledRule, str]]):
         self.session, self.ctx, self.run, self.now, self.tracks = session, ctx, run, now, tracks
+        # The rules whose state the diagnosis card reads: the regimes and the entropy forecast.
+        self.views = [(r, fp) for r, fp in plan if DETECTORS[r.detector].regime or DETECTORS[r.detector].forecast]
         self.critical = {fp for fp, t in tracks.items() if t.severity == "critical" and t.state == "firing"}
         # Firing but not yet notified (silenced or inhibited): re-checked after every step.
         self.held = {fp for fp, t in tracks.items() if t.state == "firing" and not t.notified}
@@ -136,9 +140,23 @@ class _Batch:
         silence = silenced_by(self._silences, self.labels(t)) if self._silences else None
         return None if silence is None else f"silenced:{silence}"
 
+    def card(self, t: Track, records, i: int) -> dict:
+        """The diagnosis card of a transition: the axes at the step, the run's regimes and forecast."""
+        regime = forecast = None
+        for rule, fp in self.views:
+            d, held = DETECTORS[rule.detector], self.tracks.get(fp)
+            if held is None:
+                continue
+            if regime is None and d.regime is not None:
+                regime = d.regime(rule.params, held.memory)
+            if forecast is None and d.forecast is not None:
+                forecast = d.forecast(rule.params, held.memory)
+        return diagnosis_card(_axes(records, i), detector=t.detector, values=t.values, regime=regime,
+                              forecast=forecast)
+
     def transition(self, rule: CompiledRule | None, t: Track, kind: str, step: int, records, i: int) -> None:
         if records is not None:
-            t.context = _context(records, i)
+            t.context = self.card(t, records, i)
         if rule is not None:
             t.summary = rule.describe(t.values or {}, rule.params)
         title = rule.title if rule is not None else DETECTORS[t.detector].title
@@ -230,8 +248,8 @@ def evaluate(session: Session, ctx: AlertContext, run_id: int, records: Sequence
     run = session.get(Run, run_id)
     rules = project_rules(session, run.project_id, ctx)
     tracks = store.load_tracks(session, run_id)
-    batch = _Batch(session, ctx, run, now, tracks)
     plan = [(rule, rule.fingerprint(run_id)) for rule in rules]
+    batch = _Batch(session, ctx, run, now, tracks, plan)
     by_fingerprint = {fp: rule for rule, fp in plan}
     for i, rec in enumerate(records):
         step, scalars, nonfinite = rec.step, rec.scalars, rec.nonfinite

@@ -1,9 +1,15 @@
 """The state machine of one (run, rule, labels) fingerprint, fed one step at a time.
 
     inactive ──trip──► pending ──trip for for_steps──► firing ──clear for keep_firing_steps + 1──► resolved
-        ▲                 │ clear                         │ trip, repeat_interval_s passed: "repeat"
+        ▲                 │ no trip                       │ trip, repeat_interval_s passed: "repeat"
         └─────────────────┘                               ▼
     (resolved behaves as inactive: the next trip starts a new pending episode)
+
+One episode is one firing and one resolution. Once firing, an alert stays firing until its
+condition has been clear for a hold period (keep_firing_steps + 1 consecutive clear
+evaluations, Alertmanager's keep_firing_for); a detector with hysteresis clears at a
+stricter bound than it trips at (Verdict.clear), so a step between the bounds holds the
+alert and restarts the hold. Noise around a threshold therefore makes one episode.
 
 Pure: no database, no clock of its own. The engine persists Track rows and the bench
 replays streams through the very same function.
@@ -74,15 +80,23 @@ def advance(rule: CompiledRule, t: Track, step: int, scalars: dict, nonfinite, n
     if t.evaluations <= rule.warmup_steps:
         t.dirty = True
         return None
-    hit, values = verdict
+    hit, values, clear = verdict
     state = t.state
-    if hit:
-        if state == "firing":
-            t.values, t.clear_count, t.dirty = values, 0, True
-            if (rule.repeat_interval_s > 0 and t.notified and t.last_notified_at is not None
+    if state == "firing":
+        t.dirty = True
+        if hit or clear is False:  # still tripping, or inside the hysteresis band: the hold restarts
+            t.values, t.clear_count = values, 0
+            if (hit and rule.repeat_interval_s > 0 and t.notified and t.last_notified_at is not None
                     and now - t.last_notified_at >= rule.repeat_interval_s):
                 return "repeat"
             return None
+        t.clear_count += 1
+        if t.clear_count > rule.keep_firing_steps:
+            t.state, t.resolved_step, t.resolved_at, t.values = "resolved", step, now, values
+            t.active_count = t.clear_count = 0
+            return "resolved"
+        return None
+    if hit:
         t.dirty = True
         t.active_count += 1
         if state != "pending":
@@ -96,11 +110,4 @@ def advance(rule: CompiledRule, t: Track, step: int, scalars: dict, nonfinite, n
     if state == "pending":
         t.state = "resolved" if t.resolved_step is not None else "inactive"
         t.active_count, t.pending_step, t.dirty = 0, None, True
-    elif state == "firing":
-        t.clear_count += 1
-        t.dirty = True
-        if t.clear_count > rule.keep_firing_steps:
-            t.state, t.resolved_step, t.resolved_at, t.values = "resolved", step, now, values
-            t.active_count = t.clear_count = 0
-            return "resolved"
     return None

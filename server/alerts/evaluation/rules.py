@@ -72,13 +72,18 @@ class _RuleFields(BaseModel):
     metric: MetricName | None = Field(None, description="threshold rules: the scalar to watch")
     op: Literal[">", ">=", "<", "<=", "==", "!="] | None = Field(None, description="threshold rules")
     value: float | None = Field(None, allow_inf_nan=False, description="threshold rules: the bound")
+    clear_value: float | None = Field(
+        None, allow_inf_nan=False,
+        description="threshold rules: the bound the metric must be back past to clear (hysteresis); default: value")
     params: dict[str, Any] = Field(default_factory=dict, description="detector settings; defaults filled in")
     for_steps: int = Field(1, ge=1, le=100_000, description="consecutive tripping steps before firing")
-    keep_firing_steps: int = Field(0, ge=0, le=100_000, description="clear steps tolerated before resolving")
+    keep_firing_steps: int = Field(0, ge=0, le=100_000,
+                                   description="hold: clear evaluations tolerated before resolving (keep_firing_for)")
     warmup_steps: int = Field(0, ge=0, le=10_000_000, description="first evaluations of a run that never fire")
     severity: Severity = "warning"
-    repeat_interval_s: float = Field(14_400.0, ge=0, le=MAX_REPEAT_S, allow_inf_nan=False,
-                                     description="re-notify while firing this often; 0 never")
+    repeat_interval_s: float = Field(0.0, ge=0, le=MAX_REPEAT_S, allow_inf_nan=False,
+                                     description="re-notify while firing this often; 0 (default): never, one "
+                                                 "message when an episode starts and one when it ends")
     labels: Labels = Field(default_factory=dict)
     enabled: bool = True
     description: str | None = Field(None, max_length=500)
@@ -117,8 +122,9 @@ class RuleBody(_RuleFields):
                 raise ValueError(f"a threshold rule needs {', '.join(missing)} (e.g. metric: loss, op: '>', value: 10)")
             if self.params:
                 raise ValueError("threshold rules take metric, op and value, not params")
+            _check_clear_value(self.op, self.value, self.clear_value)
             return self
-        given = [f for f in ("metric", "op", "value") if getattr(self, f) is not None]
+        given = [f for f in ("metric", "op", "value", "clear_value") if getattr(self, f) is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to threshold rules; detector "
                              f"{self.detector!r} takes its settings in params")
@@ -128,6 +134,17 @@ class RuleBody(_RuleFields):
             raise ValueError(f"params of {self.detector}: {brief(exc)}") from None
         self.params = full.model_dump()
         return self
+
+
+def _check_clear_value(op: str, value: float, clear: float | None) -> None:
+    if clear is None:
+        return
+    if op in ("==", "!="):
+        raise ValueError(f"clear_value needs an ordering operator (> >= < <=), not {op!r}")
+    if (op in (">", ">=") and clear > value) or (op in ("<", "<=") and clear < value):
+        side = "at or below" if op in (">", ">=") else "at or above"
+        raise ValueError(f"clear_value {clear:g} must be {side} value {value:g}: the alert clears once the "
+                         "metric is back past it")
 
 
 class RuleSpec(RuleBody):
@@ -145,6 +162,7 @@ class RulePatch(BaseModel):
     metric: MetricName | None = None
     op: Literal[">", ">=", "<", "<=", "==", "!="] | None = None
     value: float | None = Field(None, allow_inf_nan=False)
+    clear_value: float | None = Field(None, allow_inf_nan=False)
     condition: str | None = Field(None, max_length=60)
     params: dict[str, Any] | None = None
     for_steps: int | None = Field(None, ge=1, le=100_000)
@@ -163,7 +181,7 @@ class RulePatch(BaseModel):
         if "params" in changes and changes.get("detector", spec.detector) == spec.detector:
             changes["params"] = {**spec.params, **(changes["params"] or {})}
         elif "detector" in changes and changes["detector"] != spec.detector:
-            merged.update(metric=None, op=None, value=None, params={})
+            merged.update(metric=None, op=None, value=None, clear_value=None, params={})
         if "condition" in changes:
             merged.pop("op"), merged.pop("value")
         merged.update(changes)
@@ -198,22 +216,31 @@ def _default(name: str, for_steps: int, keep: int, severity: Severity, descripti
                     severity=severity, description=description)
 
 
+# Holds (keep_firing_steps) are long on purpose: an episode ends once its condition has been
+# clear for that many evaluations, so a signal wandering about its bound makes one episode and
+# two messages (bench/detection.py counts re-fired episodes and messages per episode).
 DEFAULT_RULES: tuple[RuleSpec, ...] = (
-    RuleSpec(name="nonfinite", detector="nonfinite", for_steps=1, keep_firing_steps=5, severity="critical",
+    RuleSpec(name="nonfinite", detector="nonfinite", for_steps=1, keep_firing_steps=20, severity="critical",
              description="NaN or Inf in any logged value (advantages, rewards, loss, ...): fires at once"),
-    _default("entropy_collapse", 5, 5, "critical",
-             "mean token entropy below 0.3 x its early baseline (mean of the first 10 steps)"),
-    _default("entropy_early_warning", 3, 10, "warning",
-             "Cov(log pi, A) persistently positive as entropy nears the collapse level, or the entropy trend "
-             "(a line through the last 50 steps) meets the collapse level within 50 steps"),
-    _default("sign_imbalance", 10, 5, "warning",
-             "abs(sign balance) > 0.5: success-heavy mass collapses entropy, failure-heavy mass the head geometry"),
-    _default("heavy_tails", 10, 5, "warning",
-             "max|A|/std > 10, excess kurtosis > 20 or ESS/N < 0.1"),
-    _default("no_signal", 10, 5, "warning", "more than 80% of groups all solved or all failed"),
-    _default("diversity_collapse", 10, 5, "warning",
-             "distinct completions below 0.5 x baseline, or pass@G - pass@1 below 0.3 x baseline"),
-    _default("geometry_collapse", 3, 1, "warning", "rank-1 fraction of the head update above 0.95"),
+    _default("entropy_collapse", 1, 20, "critical",
+             "the mean of the last 10 entropies below 0.3 x the early baseline (mean of the first 10 steps); "
+             "clears above 0.4 x"),
+    _default("entropy_early_warning", 6, 100, "warning",
+             "the entropy forecast (a cautious fit through the last 50 steps) meets the collapse level within "
+             "65 steps (half that under failure-heavy mass), at the early edge of its interval; the message "
+             "gives the step and the interval"),
+    _default("sign_imbalance", 5, 30, "warning",
+             "a sign regime whose consequence has begun: success-heavy mass (smoothed |b| > 0.5) with entropy "
+             "15% under its baseline, or failure-heavy mass with the head's rank-1 fraction rising"),
+    _default("heavy_tails", 1, 20, "warning",
+             "max|A|/std > 10, excess kurtosis > 20 or ESS/N < 0.1 (each allowing for what pass/fail rewards "
+             "give at the group size and solve rate) on half of the last 20 steps"),
+    _default("no_signal", 10, 20, "warning",
+             "more than 80% of groups all solved or all failed while the batch mostly fails"),
+    _default("diversity_collapse", 5, 30, "warning",
+             "distinct completions below 0.5 x baseline, or pass@G - pass@1 below 0.3 x baseline, while "
+             "pass@1 is not rising with coverage held (learning)"),
+    _default("geometry_collapse", 2, 5, "warning", "rank-1 fraction of the head update above 0.95"),
 )
 
 
@@ -251,7 +278,7 @@ def compile_rule(spec: RuleSpec, source: str) -> CompiledRule:
         return hit
     d = DETECTORS[spec.detector]
     if spec.detector == "threshold":
-        params = ThresholdParams(metric=spec.metric, op=spec.op, value=spec.value)
+        params = ThresholdParams(metric=spec.metric, op=spec.op, value=spec.value, clear_value=spec.clear_value)
     else:
         params = d.params.model_validate(spec.params)
     rule = CompiledRule(
