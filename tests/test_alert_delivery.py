@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import httpx
@@ -175,3 +176,43 @@ def test_send_test_reports_how_the_receiver_answered(alert_api):
     assert first.id == ok["message_id"] and standard_webhooks_valid(secret, first.headers, first.body)
     assert first.json["type"] == "alert.test" and "probe" in first.json["data"]["summary"]
     assert alert_api.post("/projects/probe/channels/999/test").status_code == 404
+
+
+def test_one_episode_of_a_noisy_signal_is_two_messages_each_with_its_diagnosis_card(alert_api):
+    """A loss wandering about its bound for 80 steps, then settling: with hysteresis and a hold, one
+    episode, so one firing and one resolved message per channel, each carrying the diagnosis card:
+    the run's regime, the numbers that tripped the rule, the entropy forecast and an action."""
+    n = 80
+    loss = [5 + 1.5 * math.sin(2.3 * i) for i in range(n)] + [1.0] * 12
+    m = len(loss)
+    stream = {"loss": loss, "sign/balance": [0.95] * m, "sign/m_pos": [0.4] * m, "sign/m_neg": [0.01] * m,
+              "difficulty/solve_rate": [0.45] * m, "entropy/mean": [1.8 - 0.004 * i for i in range(m)]}
+    with Receiver() as rx:
+        add_webhook(alert_api, "card", f"{rx.url}/hook", new_secret())
+        assert alert_api.post("/projects/card/channels", json={"name": "team", "kind": "slack",
+                                                             "url": f"{rx.url}/services/T1/B2/x"}).status_code == 201
+        rule = {"metric": "loss", "condition": "> 5", "clear_value": 4.0, "keep_firing_steps": 5}
+        assert alert_api.put("/projects/card/rules/loss_high", json=rule).status_code == 201
+        run = new_run(alert_api, "card", "noisy")
+        for i in range(0, m, 10):  # as a hook sends them, a batch at a time
+            send_steps(alert_api, run, steps_of({k: v[i:i + 10] for k, v in stream.items()}, start=i))
+        rx.wait_for(4)
+        time.sleep(0.3)  # a third message of this episode would arrive now; none may
+        mine = [x for x in rx.unique() if (x.json.get("data") or x.json.get("blocks"))
+                and "loss_high" in x.body.decode()]
+    hooks = [x.json for x in mine if x.path == "/hook"]
+    slack = [x.json for x in mine if x.path.startswith("/services/")]
+    assert [h["type"] for h in hooks] == ["alert.firing", "alert.resolved"] and len(slack) == 2
+    firing, resolved = hooks[0]["data"], hooks[1]["data"]
+    assert resolved["fired_step"] == firing["step"] and resolved["step"] == 85  # the 6th clear step, from step 80
+    card = firing["diagnosis"]
+    assert "success-heavy" in card["regime"] and card["regime_state"]["sign"] == "success-heavy"
+    assert "loss 6.119" in card["tripped"] and "no entropy forecast yet" in card["forecast"]  # fired at step 1
+    assert "collapse level" in resolved["diagnosis"]["forecast"]  # by step 85 the forecast has its window
+    assert "lower the weight of successes" in card["action"]
+    assert card["sign"]["sign/balance"] == 0.95 and "success-heavy" in card["sign"]["reading"]
+    text = str(slack[0]["blocks"])
+    for label in ("Regime", "Tripped by", "Forecast", "Suggested action", "Sign axis"):
+        assert f"*{label}:*" in text
+    episodes = alert_api.get(f"/alerts/{firing['alert']['id']}").json()["episodes"]
+    assert [(e["number"], e["fired_step"], e["resolved_step"]) for e in episodes] == [(1, firing["step"], 85)]

@@ -1,6 +1,7 @@
 """The derived views the dashboard draws, computed by the server: runs with their alerts, the
-projects list, a run's alert markers in one request, summed histograms, and the forecast
-read from the early-warning rule's own state. Runs on SQLite and PostgreSQL."""
+projects list, a run's alert markers in one request, summed histograms, the forecast read from
+the early-warning rule's own state and the regimes from the sign rule's, and each alert's
+episodes. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -116,10 +117,13 @@ def test_the_forecast_is_the_early_warning_rules_own_state(api):
     assert abs(f["baseline"] - sum(_falling_entropy(80)[:10]) / 10) < 1e-9
     assert abs(f["collapse_level"] - 0.3 * f["baseline"]) < 1e-9
     assert f["slope"] < 0 and f["projected_step"] > 79 and "trend" in f["signals"]
+    # The interval of the forecast model: the earliest and latest steps the level is met at.
+    assert f["early_step"] <= f["projected_step"] <= f["late_step"]
     alert = next(a for a in api.get("/alerts", params={"run_id": run_id}).json()["alerts"]
                  if a["rule"] == "entropy_early_warning")
     assert f["firing"] is (alert["state"] == "firing")
     assert alert["values"]["collapse_level"] == f["collapse_level"]
+    assert alert["values"]["projected_step"] == f["projected_step"] and alert["values"]["early_step"] == f["early_step"]
 
     # A project override of the rule moves the line with the alert: same rule, same state.
     patched = api.patch("/projects/forecast/rules/entropy_early_warning", json={"params": {"fraction": 0.5}})
@@ -127,3 +131,33 @@ def test_the_forecast_is_the_early_warning_rules_own_state(api):
     _post(api, run_id, steps_of({"entropy/mean": _falling_entropy(20, 0.9, 0.8)}, start=80))
     moved = api.get(f"/runs/{run_id}/forecast").json()
     assert moved["step"] == 99 and abs(moved["collapse_level"] - 0.5 * moved["baseline"]) < 1e-9
+
+
+def test_the_regime_is_the_sign_rules_own_state(api):
+    run_id = new_run(api, "regime", "r")
+    empty = api.get(f"/runs/{run_id}/regime").json()
+    assert empty["rule"] == "sign_imbalance" and empty["sign"] is None and empty["spans"] == []
+    # Balanced for 30 steps, then all mass negative (as NSR): failure-heavy, with no head geometry logged.
+    b = [0.0] * 30 + [-1.0] * 40
+    _post(api, run_id, steps_of({"sign/balance": b, "difficulty/solve_rate": [0.1] * 70}))
+    r = api.get(f"/runs/{run_id}/regime").json()
+    assert r["step"] == 69 and r["sign"]["state"] == "failure-heavy" and r["sign"]["value"] < -0.5
+    assert 30 < r["sign"]["since_step"] < 40 and r["difficulty"]["state"] == "hard"
+    assert r["consequence"] is None and "no head geometry" in r["note"]
+    assert [(s["sign"], s["end"] is None) for s in r["spans"]] == [("balanced", False), ("failure-heavy", True)]
+    assert r["spans"][1]["start"] == r["sign"]["since_step"] == r["spans"][0]["end"]
+    assert api.get("/alerts", params={"run_id": run_id, "rule": "sign_imbalance"}).json()["total"] == 0
+    api.post("/projects/regime/rules/sign_imbalance/disable")
+    assert api.get(f"/runs/{run_id}/regime").json()["rule"] is None
+    assert api.get("/runs/999999/regime").status_code == 404
+
+
+def test_each_episode_of_an_alert_with_its_first_firing_step(api):
+    run_id = new_run(api, "episodes", "r")
+    assert api.put("/projects/episodes/rules/loss_high", json={"metric": "loss", "condition": "> 5"}).status_code == 201
+    _post(api, run_id, steps_of({"loss": [9.0, 9.0, 1.0, 1.0, 9.0, 9.0]}))
+    (alert,) = api.get("/alerts", params={"run_id": run_id}).json()["alerts"]
+    assert alert["state"] == "firing" and alert["episode"] == 2 and alert["step"] == 4
+    detail = api.get(f"/alerts/{alert['id']}").json()
+    assert [(e["number"], e["fired_step"], e["resolved_step"]) for e in detail["episodes"]] == [(1, 0, 2), (2, 4, None)]
+    assert all(e["notified"] for e in detail["episodes"])

@@ -79,6 +79,11 @@ def suggest(detector: str, values: dict, regime: dict | None) -> str | None:
     if detector == "nonfinite":
         return ("NaN or Inf: look for a zero group std or reward scale and a loss spike; lower the learning rate; "
                 "resume from the last good checkpoint")
+    # A rule of the user's own: what the regime the run is in calls for, if anything.
+    if sign == "success-heavy":
+        return suggest("entropy_early_warning", {}, regime)
+    if sign == "failure-heavy":
+        return suggest("geometry_collapse", {}, regime)
     return None
 
 
