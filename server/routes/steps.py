@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
+from fadewatch.protocol.limits import MAX_KEYS_CHARS, MAX_KEYS_PER_REQUEST, MAX_NAME_LENGTH
 from fadewatch.server.deps import DatabaseDep, IngestDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
 from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut
@@ -57,10 +58,10 @@ def _keys(raw: str) -> list[str]:
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     if not keys:
         raise HTTPException(422, "keys must name at least one scalar, e.g. keys=loss,entropy/mean")
-    if len(keys) > 100:
-        raise HTTPException(422, "at most 100 keys per request")
-    if any(len(k) > 200 for k in keys):
-        raise HTTPException(422, "a key is longer than 200 characters")
+    if len(keys) > MAX_KEYS_PER_REQUEST:
+        raise HTTPException(422, f"at most {MAX_KEYS_PER_REQUEST} keys per request")
+    if any(len(k) > MAX_NAME_LENGTH for k in keys):
+        raise HTTPException(422, f"a key is longer than {MAX_NAME_LENGTH} characters")
     # Only metric names are ever stored, and a key becomes an SQLite JSON path, where a NUL
     # character is a syntax error (OperationalError, which reads as the database being away).
     for key in keys:
@@ -77,7 +78,7 @@ def read_series(
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    keys: str = Query(description="comma-separated scalar names", max_length=20_000),
+    keys: str = Query(description="comma-separated scalar names", max_length=MAX_KEYS_CHARS),
     max_points: int | None = Query(default=None, ge=1),
     min_step: StepBound = None,
     max_step: StepBound = None,
@@ -94,7 +95,7 @@ def read_histograms(
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    name: str = Query(min_length=1, max_length=200),
+    name: str = Query(min_length=1, max_length=MAX_NAME_LENGTH),
     max_steps: int | None = Query(default=None, ge=1),
     min_step: StepBound = None,
     max_step: StepBound = None,
