@@ -9,7 +9,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from fadewatch.dashboard.pages.run import markers
-from fadewatch.dashboard.api import ApiError
+from fadewatch.errors import ServerError
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import sparkline_svg
 from fadewatch.dashboard.figures.theme import run_color
@@ -53,7 +53,7 @@ def _sparklines(api, run: dict) -> dict[str, str | None]:
     if key not in cache:
         try:
             data = api.series(run["id"], list(SPARK_KEYS), max_points=SPARK_POINTS)["series"]
-        except ApiError:
+        except ServerError:
             return {k: None for k in SPARK_KEYS}
         if len(cache) > 2000:
             cache.clear()
@@ -106,7 +106,7 @@ def refresh_runs(_n, project, statuses, shown_sig):
     api = client()
     try:
         every = api.runs(limit=5000)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc), no_update, no_update, None
     alerts = markers.active_counts(api) if every else None
     sig = _signature(project, statuses, alerts, [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from fadewatch.dashboard.api import ApiError, ReadClient
+from fadewatch.api_client import ApiClient
+from fadewatch.errors import ServerError
 
 __all__ = ["run_alerts", "active_counts", "marker"]
 
@@ -32,7 +33,7 @@ def _remember(store: dict, key, value) -> None:
         store[key] = value
 
 
-def _fetch(client: ReadClient, params: dict) -> list[dict] | None:
+def _fetch(client: ApiClient, params: dict) -> list[dict] | None:
     """Alerts matching `params`, cached for a second; None when the server cannot say."""
     key = (id(client), tuple(sorted(params.items())))
     with _LOCK:
@@ -41,13 +42,13 @@ def _fetch(client: ReadClient, params: dict) -> list[dict] | None:
         return hit[1]
     try:
         alerts = client.alerts(**params)
-    except ApiError:
+    except ServerError:
         alerts = None
     _remember(_CACHE, key, (time.monotonic(), alerts))
     return alerts
 
 
-def _firings(client: ReadClient, alert: dict) -> list[dict]:
+def _firings(client: ApiClient, alert: dict) -> list[dict]:
     """Firing events of an alert; read again only when the alert fired or resolved anew."""
     key = (id(client), alert["id"], alert.get("fired_step"), alert.get("resolved_step"), alert["state"])
     with _LOCK:
@@ -56,14 +57,14 @@ def _firings(client: ReadClient, alert: dict) -> list[dict]:
         return hit
     try:
         events = client.alert(alert["id"])["events"]
-    except ApiError:
+    except ServerError:
         return []
     found = [e for e in events if e["kind"] == "firing"]
     _remember(_FIRINGS, key, found)
     return found
 
 
-def run_alerts(client: ReadClient, run_id: int) -> list[dict]:
+def run_alerts(client: ApiClient, run_id: int) -> list[dict]:
     """Markers of every time an alert of the run fired, oldest first (the same on all its charts)."""
     out = []
     for alert in _fetch(client, {"run_id": int(run_id), "limit": 500}) or []:
@@ -72,7 +73,7 @@ def run_alerts(client: ReadClient, run_id: int) -> list[dict]:
     return sorted(out, key=lambda m: (m["step"], m["id"]))
 
 
-def active_counts(client: ReadClient) -> dict[int, int] | None:
+def active_counts(client: ApiClient) -> dict[int, int] | None:
     """Firing alerts per run id, or None when the server cannot say."""
     alerts = _fetch(client, {"state": "firing", "limit": 5000})
     if alerts is None:

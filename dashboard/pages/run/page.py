@@ -9,7 +9,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard.pages.run import loading
-from fadewatch.dashboard.api import ApiError
+from fadewatch.errors import ServerError
 from fadewatch.dashboard.figures.charts import charts_for
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import empty_figure
@@ -67,7 +67,7 @@ def layout(run_id: str | None = None, **_query):
         return empty_state("No such run.", "Run pages live at /runs/<id>: pick one from the runs list.")
     try:
         run = client().run(rid)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc, f"Run #{rid}")
     refresh = config().refresh_ms
     return html.Div([
@@ -140,7 +140,7 @@ def _samples(rows: list[dict]):
 def show_samples(step, run_id):
     try:
         rows = client().samples(run_id, limit=8, max_step=step)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc)
     return _samples(rows)
 
@@ -168,7 +168,7 @@ def refresh_series(_n, state, run_id):
                 charts, users, new_state = patched
                 return charts, users, no_update, new_state, _meta(run), False
         figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()))
-    except ApiError:
+    except ServerError:
         return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update, False
     other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
         html.P("No other scalars logged yet: pass them to run.log(step, loss=..., kl=...).", className="fw-hint")]
@@ -185,7 +185,7 @@ def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, ban
             if patched is not None:
                 return patched
         heat, bands, new_state = loading.load_heat(api, run_id, kind, y_title, mode, bands_title)
-    except ApiError:
+    except ServerError:
         return (no_update,) * n_outputs
     return heat, bands if bands is not None else no_update, new_state, None
 
@@ -233,7 +233,7 @@ def show_step(step, run_id):
         if before["steps"]:
             last = before["steps"][-1]
             before = api.histograms(run_id, "advantages", max_steps=1, min_step=last, max_step=last)
-    except ApiError:
+    except ServerError:
         return no_update
     return distribution_figure(before, "advantage A")
 
