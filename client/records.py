@@ -24,6 +24,7 @@ from fadewatch.protocol.names import METRIC_NAME_RULE, is_metric_name
 
 __all__ = ["DeferredScalars", "check_name", "config_to_json", "encode", "is_tensor", "on_accelerator", "take_scalar"]
 
+
 def check_name(name: object, what: str = "scalar") -> str:
     """``name`` if it is a metric name (fadewatch.protocol.names), else a UsageError."""
     if not is_metric_name(name):

@@ -210,3 +210,20 @@ def test_the_default_alert_rules_read_only_metrics_the_hook_emits():
         for name in names:
             entry = metrics.metric(name)
             assert entry.kind == "scalar" and entry.source == "stats", (rule, name)
+
+
+def test_the_hooks_batches_and_samples_fit_the_servers_default_limits():
+    import inspect
+
+    from fadewatch.runs import Run
+    from fadewatch.sender import Sender
+    from fadewatch.stats.config import DEFAULT_HISTOGRAMS
+
+    sender = inspect.signature(Sender).parameters
+    assert inspect.signature(Run).parameters["batch_size"].default <= limits.MAX_BATCH_RECORDS
+    assert sender["batch_size"].default <= limits.MAX_BATCH_RECORDS
+    assert sender["max_batch_bytes"].default <= limits.MAX_BODY_BYTES
+    cfg = StatsConfig()
+    assert cfg.max_samples <= limits.MAX_SAMPLES_PER_RECORD and cfg.max_sample_chars <= limits.MAX_SAMPLE_CHARS
+    for name, spec in DEFAULT_HISTOGRAMS.items():
+        assert metrics.metric(name).kind == "histogram" and spec.bins <= limits.MAX_HISTOGRAM_BINS
