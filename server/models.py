@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH
+
 __all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "ApiToken", "JsonDoc",
            "utcnow"]
 
@@ -39,7 +41,7 @@ class Project(Base):
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -52,7 +54,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
     status: Mapped[str] = mapped_column(String(16), default="running")
     config: Mapped[dict | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -63,7 +65,7 @@ class Run(Base):
     summary: Mapped[dict | None] = mapped_column(JsonDoc, nullable=True)
     step_count: Mapped[int] = mapped_column(BigInteger, default=0)
     # What ended a failed or crashed run ("ValueError: ..."), as its trainer reported it.
-    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(MAX_ERROR_CHARS), nullable=True)
 
 
 class Step(Base):
@@ -89,7 +91,7 @@ class HistogramRow(Base):
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Plain JSON even on PostgreSQL: never queried inside, and text is cheaper to write.
     data: Mapped[dict] = mapped_column(JSON)
@@ -117,7 +119,7 @@ class HistogramBlock(Base):
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # JSON text, parsed by the reader: never queried inside.

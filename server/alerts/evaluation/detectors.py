@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, fmt, push
 from fadewatch.server.alerts.evaluation.diversity import DiversityParams, describe_diversity, diversity_collapse
 from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
@@ -78,15 +79,15 @@ class HeavyTailsParams(Params):
 def _bernoulli_reference(scalars: dict) -> tuple[float, float, float] | None:
     """(max|A|/std, excess kurtosis, ESS/N) at their most extreme for pass/fail rewards at this step:
     every group with signal holding one success (or one failure) among G, or the batch one rare outcome."""
-    counts = [scalars.get(k) for k in ("sign/n_pos", "sign/n_neg", "sign/n_zero")]
-    groups, rate = scalars.get("difficulty/n_groups"), scalars.get("difficulty/solve_rate")
+    counts = [scalars.get(k) for k in (metrics.SIGN_N_POS, metrics.SIGN_N_NEG, metrics.SIGN_N_ZERO)]
+    groups, rate = scalars.get(metrics.DIFFICULTY_N_GROUPS), scalars.get(metrics.DIFFICULTY_SOLVE_RATE)
     if None in counts or not groups or rate is None:
         return None
     n = sum(counts)
     if n < 2 or groups < 1:
         return None
     size = max(n / groups, 2.0)
-    signal = max(1.0 - (scalars.get("difficulty/no_signal_frac") or 0.0), 1.0 / groups)
+    signal = max(1.0 - (scalars.get(metrics.DIFFICULTY_NO_SIGNAL_FRAC) or 0.0), 1.0 / groups)
     p = min(max(rate, 1.0 / n), 1.0 - 1.0 / n)
     pq = p * (1 - p)
     rare = 1.0 / size
@@ -98,9 +99,9 @@ def _bernoulli_reference(scalars: dict) -> tuple[float, float, float] | None:
 def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict | None:
     ref = _bernoulli_reference(scalars) if p.bernoulli_margin is not None else None
     m = p.bernoulli_margin or 1.0
-    bounds = {"adv/max_abs_over_std": (p.max_abs_over_std, 1, ref and m * ref[0]),
-              "adv/kurtosis": (p.kurtosis, 1, ref and m * ref[1]),
-              "difficulty/ess_frac": (p.min_ess_frac, -1, ref and ref[2] / m)}
+    bounds = {metrics.ADV_MAX_ABS_OVER_STD: (p.max_abs_over_std, 1, ref and m * ref[0]),
+              metrics.ADV_KURTOSIS: (p.kurtosis, 1, ref and m * ref[1]),
+              metrics.DIFFICULTY_ESS_FRAC: (p.min_ess_frac, -1, ref and ref[2] / m)}
     values: dict[str, Any] = {}
     tripped = []
     for metric, (bound, sign, bernoulli) in bounds.items():
@@ -122,8 +123,8 @@ def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict |
 
 
 def _describe_tails(v: dict, p) -> str:
-    names = {"adv/max_abs_over_std": ("max|A|/std", ">"), "adv/kurtosis": ("kurtosis", ">"),
-             "difficulty/ess_frac": ("ESS/N", "<")}
+    names = {metrics.ADV_MAX_ABS_OVER_STD: ("max|A|/std", ">"), metrics.ADV_KURTOSIS: ("kurtosis", ">"),
+             metrics.DIFFICULTY_ESS_FRAC: ("ESS/N", "<")}
     parts = [f"{names[m][0]} {fmt(v[m])} {names[m][1]} {fmt(v[m + ':bound'])}" for m in v.get("tripped", ())]
     if v.get("share", 0) >= p.min_share:
         return (f"heavy-tailed advantages on {v['share']:.0%} of the last {v['window']} steps"
@@ -135,17 +136,17 @@ def _describe_tails(v: dict, p) -> str:
 # --- bounds on one scalar: no signal, geometry -----------------------------------------
 
 class NoSignalParams(Params):
-    metric: MetricName = "difficulty/no_signal_frac"
+    metric: MetricName = metrics.DIFFICULTY_NO_SIGNAL_FRAC
     bound: float = Field(0.8, ge=0, lt=1, allow_inf_nan=False)
     clear_bound: float = Field(0.6, ge=0, lt=1, allow_inf_nan=False)
     # Groups all solved are a run that has learned its prompts, not one that cannot: only a batch
     # mostly failing (solve rate under this) makes the no-signal share an alarm.
-    solve_rate_metric: MetricName = "difficulty/solve_rate"
+    solve_rate_metric: MetricName = metrics.DIFFICULTY_SOLVE_RATE
     max_solve_rate: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
 
 
 class GeometryParams(Params):
-    metric: MetricName = "geometry/rank1_frac"
+    metric: MetricName = metrics.GEOMETRY_RANK1_FRAC
     bound: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
     clear_bound: float = Field(0.9, gt=0, lt=1, allow_inf_nan=False)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt
 from fadewatch.server.schemas import MetricName
 
@@ -21,16 +22,16 @@ __all__ = ["DiversityParams", "diversity_collapse", "describe_diversity"]
 
 
 class DiversityParams(Params):
-    distinct_metric: MetricName = "diversity/distinct_frac"
+    distinct_metric: MetricName = metrics.DIVERSITY_DISTINCT_FRAC
     distinct_fraction: float | None = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
-    gap_metric: MetricName = "diversity/pass_gap"
+    gap_metric: MetricName = metrics.DIVERSITY_PASS_GAP
     gap_fraction: float | None = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     min_gap_baseline: float = Field(0.05, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
     smooth_steps: int = Field(10, ge=1, le=1000)
     # clears once every watched metric is back above this multiple of its trip level
     clear_factor: float = Field(1.25, ge=1, allow_inf_nan=False)
-    pass1_metric: MetricName = "pass@1"
+    pass1_metric: MetricName = metrics.pass_at(1)
     # learning: pass@1 at least this far above its baseline while coverage is no more than this far below its own
     learning_margin: float = Field(0.1, ge=0, le=1, allow_inf_nan=False)
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt, push
 from fadewatch.server.alerts.evaluation.trend import Projection, trend_fit, trend_push
 from fadewatch.server.schemas import MetricName
@@ -20,7 +21,7 @@ Edge = Literal["early", "central", "late"]
 
 
 class EntropyCollapseParams(Params):
-    metric: MetricName = "entropy/mean"
+    metric: MetricName = metrics.ENTROPY_MEAN
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     floor: float | None = Field(None, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
@@ -73,8 +74,8 @@ def describe_collapse(v: dict, p) -> str:
 
 
 class EarlyWarningParams(Params):
-    entropy_metric: MetricName = "entropy/mean"
-    cov_metric: MetricName = "entropy/cov_logp_adv"
+    entropy_metric: MetricName = metrics.ENTROPY_MEAN
+    cov_metric: MetricName = metrics.ENTROPY_COV_LOGP_ADV
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     floor: float | None = Field(None, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
@@ -96,7 +97,7 @@ class EarlyWarningParams(Params):
     clear_factor: float = Field(3.0, ge=1, allow_inf_nan=False)
     # The sign mechanism: failure-heavy mass props entropy up (the FADE paper), so a fall under it
     # (smoothed sign balance below -failure_heavy) is followed this much less far ahead.
-    balance_metric: MetricName = "sign/balance"
+    balance_metric: MetricName = metrics.SIGN_BALANCE
     failure_heavy: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
     failure_heavy_horizon: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
     # The covariance signal: Cov(log pi, A) persistently positive while entropy nears the level.

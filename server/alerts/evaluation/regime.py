@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt, push
 from fadewatch.server.alerts.evaluation.trend import trend_fit, trend_push
 from fadewatch.server.schemas import MetricName
@@ -30,14 +31,14 @@ MAX_SPANS = 200
 
 
 class SignParams(Params):
-    metric: MetricName = "sign/balance"
+    metric: MetricName = metrics.SIGN_BALANCE
     bound: float = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
     clear_bound: float = Field(0.3, ge=0, lt=1, allow_inf_nan=False)
     smooth_steps: int = Field(10, ge=1, le=1000)
     # success-heavy: the consequence has begun once the smoothed entropy is `entropy_drop` below its
     # baseline and still falling: its forecast (trend.py, over `entropy_window` steps) meets the
     # collapse level (`fraction` x baseline) within `entropy_horizon` steps
-    entropy_metric: MetricName = "entropy/mean"
+    entropy_metric: MetricName = metrics.ENTROPY_MEAN
     entropy_drop: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
@@ -47,13 +48,13 @@ class SignParams(Params):
     # failure-heavy: ... once the rank-1 fraction, already above `rank1_floor` (balanced methods
     # settle near 0.6), rises significantly over its last `rank1_window` measurements (t statistic
     # >= rank1_min_z) and by `rank1_rise` above their low
-    rank1_metric: MetricName = "geometry/rank1_frac"
+    rank1_metric: MetricName = metrics.GEOMETRY_RANK1_FRAC
     rank1_floor: float = Field(0.8, ge=0, lt=1, allow_inf_nan=False)
     rank1_rise: float = Field(0.05, gt=0, lt=1, allow_inf_nan=False)
     rank1_window: int = Field(6, ge=3, le=100)
     rank1_min_z: float = Field(2.0, ge=0, allow_inf_nan=False)
     # difficulty regime: hard below, easy above (each left `difficulty_margin` the other side)
-    solve_rate_metric: MetricName = "difficulty/solve_rate"
+    solve_rate_metric: MetricName = metrics.DIFFICULTY_SOLVE_RATE
     hard_below: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False)
     easy_above: float = Field(0.8, gt=0, lt=1, allow_inf_nan=False)
     difficulty_margin: float = Field(0.05, ge=0, lt=0.5, allow_inf_nan=False)
