@@ -71,6 +71,12 @@ def test_alerts_page_lists_alerts_and_manages_rules_channels_and_silences(page, 
     page.wait_for_selector("#alerts-detail-card >> text=Events and delivery log")
     events = page.inner_text("#alerts-events-el")
     assert "firing" in events and "5" in events
+    # The diagnosis card its messages carry, and its episodes with their first firing step.
+    card = page.inner_text("#alerts-diagnosis")
+    for label in ("Regime", "Tripped by", "Forecast", "Sign axis"):
+        assert label in card
+    assert "loss 99" in card and "balanced" in card
+    assert "#1" in page.inner_text("#alerts-episodes-el") and "firing" in page.inner_text("#alerts-episodes-el")
 
     # Channels: add a signed webhook, send it a test message.
     _tab(page, "Channels")

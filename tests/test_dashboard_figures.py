@@ -7,7 +7,9 @@ import pytest
 from fadewatch.dashboard.pages.alerts.actions import rule_body
 from fadewatch.dashboard.pages.alerts.alerting_api import parse_matchers
 from fadewatch.dashboard.figures.charts import CHART_BY_ID, charts_for, other_keys, pass_keys
-from fadewatch.dashboard.figures.series import compare_figure, projection_trace, rounded, series_figure, text
+from fadewatch.dashboard.figures.series import (compare_figure, interval_trace, projection_trace, rounded,
+                                                series_figure, text)
+from fadewatch.dashboard.pages.run.regime import regime_shapes
 from fadewatch.dashboard.figures.histograms import column_shares, heatmap_figure, occupied_range
 from fadewatch.dashboard.figures.theme import run_color
 
@@ -69,6 +71,21 @@ def test_the_forecast_line_is_drawn_from_the_servers_forecast_only():
     assert projection_trace({**forecast, "projected_step": None})["x"] == []
     assert projection_trace({**forecast, "projected_step": 50 + 11 * 50})["x"] == []  # far beyond the horizon
     assert projection_trace(None)["showlegend"] is False
+    band = interval_trace({**forecast, "early_step": 65, "late_step": 78})
+    assert band["x"] == [65, 78] and band["y"] == [0.6, 0.6]
+    assert interval_trace({**forecast, "early_step": 65, "late_step": None})["x"] == [65, 50 + 10 * 50]
+    assert interval_trace({**forecast, "projected_step": None})["x"] == []
+
+
+def test_regime_bands_mark_the_sign_regimes_the_server_holds():
+    regime = {"spans": [{"start": 0, "end": 30, "sign": "balanced", "difficulty": "mid"},
+                        {"start": 30, "end": 90, "sign": "failure-heavy", "difficulty": "mid"},
+                        {"start": 90, "end": None, "sign": "success-heavy", "difficulty": "easy"}]}
+    shapes = regime_shapes(regime, last_step=120)
+    assert [(s["x0"], s["x1"], s["name"]) for s in shapes] == [
+        (30, 90, "regime-failure-heavy-30"), (90, 120, "regime-success-heavy-90")]
+    assert all(s["yref"] == "paper" and s["layer"] == "below" for s in shapes)
+    assert regime_shapes(None, 10) == [] and regime_shapes(regime, None)[-1]["x1"] == 90
 
 
 def test_pass_and_user_keys_find_their_charts():

@@ -71,18 +71,30 @@ def test_alert_fired_on_a_step_appears_as_a_marker_on_the_run_charts(page, api, 
     assert page.evaluate("window.__same_page") is True
 
 
-def test_entropy_chart_draws_the_servers_forecast_and_the_runs_page_counts_the_alert(page, api, dashboard_server):
+def test_entropy_chart_draws_the_servers_forecast_and_regime_and_the_runs_page_counts_the_alert(
+        page, api, dashboard_server):
     run_id = make_run(api, "forecast-run", project="dash-forecast")
-    post_steps(api, run_id, [step_record(s) for s in range(60)])  # entropy falls by 0.02 a step
+    # Entropy falls by 0.02 a step under success-heavy mass (b = 0.9); the forecast reads a window of
+    # 50 steps after the 10 baseline steps.
+    post_steps(api, run_id, [step_record(s, **{"sign/balance": 0.9}) for s in range(70)])
     forecast = api.get(f"/runs/{run_id}/forecast").json()
     assert forecast["projected_step"] is not None and forecast["firing"]
+    regime = api.get(f"/runs/{run_id}/regime").json()
+    assert regime["sign"]["state"] == "success-heavy"
 
     page.goto(f"{dashboard_server.url}/runs/{run_id}")
     entropy = series_id("entropy")
     wait_for_graph(page, entropy, "g.data.some(t => t.name.startsWith('projected collapse'))")
-    line = next(t for t in graph_data(page, entropy)["data"] if t["name"].startswith("projected collapse"))
+    fig = graph_data(page, entropy)
+    line = next(t for t in fig["data"] if t["name"].startswith("projected collapse"))
     assert line["x"] == [forecast["step"], forecast["projected_step"]]
     assert line["y"] == pytest.approx([forecast["fitted"], forecast["collapse_level"]])
+    interval = next(t for t in fig["data"] if t["name"] == "interval")
+    assert interval["x"] == [forecast["early_step"], forecast["late_step"]]
+    # The regime, as the server holds it: the header's badge and a band behind the charts.
+    assert page.inner_text("#run-regime-badge") == "success-heavy"
+    (band,) = [s for s in fig["shapes"] if (s.get("name") or "").startswith("regime-success-heavy")]
+    assert band["x0"] == regime["spans"][-1]["start"] and band["x1"] == 69
 
     page.goto(dashboard_server.url)
     row = f"[id='{{\"run\":{run_id},\"type\":\"runs-row\"}}']"

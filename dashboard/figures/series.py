@@ -26,6 +26,7 @@ __all__ = [
     "series_figure",
     "compare_figure",
     "projection_trace",
+    "interval_trace",
     "sparkline_svg",
     "no_data_annotation",
 ]
@@ -231,6 +232,24 @@ def projection_trace(forecast: dict | None) -> dict:
     return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": name, "yaxis": "y",
             "line": {"color": NEUTRAL, "dash": "dash", "width": 1.5}, "showlegend": shown,
             "hovertemplate": "%{y:.3g}"}
+
+
+def interval_trace(forecast: dict | None) -> dict:
+    """The forecast's interval: where at its uncertainty the level is met, from the earliest step
+    to the latest (to the horizon's end when the shallow edge does not fall), drawn on the level."""
+    line = projection_trace(forecast)
+    shown = bool(line["x"]) and forecast.get("early_step") is not None and line["x"][1] > line["x"][0]
+    if shown:
+        late = forecast.get("late_step")
+        if late is None:
+            late = forecast["step"] + SHOWN_HORIZONS * (forecast.get("horizon") or 1)
+        x = [forecast["early_step"], late]
+        y = [forecast["collapse_level"]] * 2
+    else:
+        x, y = [], []
+    return {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": "interval", "yaxis": "y",
+            "line": {"color": with_alpha(NEUTRAL, 0.45), "width": 8}, "showlegend": False,
+            "hovertemplate": "interval of the projection<extra></extra>"}
 
 
 def sparkline_svg(values: Sequence[float | None], color: str, width: int = 120, height: int = 28) -> str:

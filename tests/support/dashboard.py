@@ -62,12 +62,14 @@ _DATA = """(id) => {
   if (!gd || !gd.data) return null;
   return {data: gd.data.map(t => ({name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || []),
                                    type: t.type, color: (t.line || {}).color, z: t.z ? t.z.length : 0})),
-          annotations: (gd.layout.annotations || []).map(a => a.text)};
+          annotations: (gd.layout.annotations || []).map(a => a.text),
+          shapes: (gd.layout.shapes || []).map(s => ({name: s.name, type: s.type, x0: s.x0, x1: s.x1}))};
 }"""
 
 
 def graph_data(page, graph_id: str) -> dict | None:
-    """The traces a chart holds now: name, x, y, type, line colour, and for heatmaps their column count."""
+    """The traces a chart holds now (name, x, y, type, line colour, and for heatmaps their column count),
+    its annotations' texts and its shapes (name, type, x0, x1)."""
     return page.evaluate(_DATA, graph_id)
 
 

@@ -14,7 +14,8 @@ from dash import dcc, html
 from fadewatch.dashboard.context import href
 from fadewatch.dashboard.ui import badge, empty_state, fmt_age, fmt_num
 
-__all__ = ["alerts_table", "alert_detail", "rules_table", "rule_form", "channels_table", "channel_form",
+__all__ = ["alerts_table", "alert_detail", "diagnosis_card", "rules_table", "rule_form", "channels_table",
+           "channel_form",
            "silences_table", "silence_form", "fmt_time", "DETECTORS"]
 
 DETECTORS = ["threshold", "nonfinite", "entropy_collapse", "entropy_early_warning", "sign_imbalance",
@@ -56,7 +57,9 @@ def alerts_table(alerts: list[dict], total: int | None = None) -> html.Div:
         html.Td(badge(a["severity"])),
         html.Td(a["rule"]),
         html.Td(dcc.Link(a["run_name"], href=href(f"runs/{a['run_id']}"))),
-        html.Td("–" if a.get("step") is None else f"{a['step']:,}", className="num"),
+        html.Td("–" if a.get("step") is None else f"{a['step']:,}" + (f" (episode {a['episode']})"
+                                                                      if a.get("episode", 0) > 1 else ""),
+                className="num"),
         html.Td(a.get("summary") or "–", className="fw-wrap"),
         html.Td("muted: " + a["muted"] if a.get("muted") else ("notified" if a.get("notified") else "–")),
         html.Td(_button("Details", {"type": "alerts-open", "id": a["id"]})),
@@ -85,6 +88,28 @@ def _notifications(notes: list[dict]) -> list:
     ], className="fw-notification") for n in notes]
 
 
+def diagnosis_card(d: dict | None) -> html.Div:
+    """The alert's diagnosis card, as its messages carry it: regime, numbers, forecast, action, axes."""
+    d = d or {}
+    rows = [(label, d.get(key)) for label, key in (("Regime", "regime"), ("Tripped by", "tripped"),
+                                                   ("Forecast", "forecast"), ("Suggested action", "action"))]
+    rows += [("Sign axis", (d.get("sign") or {}).get("reading")),
+             ("Difficulty axis", (d.get("difficulty") or {}).get("reading"))]
+    return html.Div(className="fw-card fw-diagnosis", id="alerts-diagnosis", children=[
+        html.H3("Diagnosis", className="fw-subsection"),
+        html.Dl([part for label, text in rows if text for part in (html.Dt(label), html.Dd(text))]),
+    ])
+
+
+def _episodes(episodes: list[dict]) -> html.Table | html.P:
+    if not episodes:
+        return html.P("It has not fired yet.", className="fw-hint")
+    rows = [html.Tr([html.Td(f"#{e['number']}"), html.Td(f"{e['fired_step']:,}", className="num"),
+                     html.Td("firing" if e.get("resolved_step") is None else f"{e['resolved_step']:,}", className="num"),
+                     html.Td("notified" if e.get("notified") else "muted")]) for e in episodes]
+    return _table(["Episode", "Fired at step", "Resolved at step", "Messages"], rows, "alerts-episodes-el")
+
+
 def alert_detail(a: dict) -> html.Div:
     events = [html.Tr([
         html.Td(badge(e["kind"])),
@@ -106,8 +131,11 @@ def alert_detail(a: dict) -> html.Div:
         ]),
         html.P(a.get("summary") or "", className="fw-summary"),
         html.P(["Values: ", _values(a.get("values"))], className="fw-hint"),
-        html.Details([html.Summary("Diagnosis (sign and difficulty axes)"),
+        diagnosis_card(a.get("diagnosis")),
+        html.Details([html.Summary("Diagnosis as sent (JSON)"),
                       html.Pre(json.dumps(a.get("diagnosis") or {}, indent=2, sort_keys=True), className="fw-pre")]),
+        html.H3("Episodes", className="fw-subsection"),
+        _episodes(a.get("episodes") or []),
         html.H3("Events and delivery log", className="fw-subsection"),
         _table(["Event", "Step", "When", "What", "Messages"], events, "alerts-events-el") if events
         else html.P("No events yet: the alert is pending.", className="fw-hint"),

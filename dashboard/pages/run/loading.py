@@ -9,8 +9,9 @@ from __future__ import annotations
 from dash import Patch, no_update
 
 from fadewatch.dashboard.pages.run import markers
+from fadewatch.dashboard.pages.run.regime import bands_signature, regime_shapes
 from fadewatch.dashboard.figures.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
-from fadewatch.dashboard.figures.series import projection_trace, rounded, series_figure
+from fadewatch.dashboard.figures.series import interval_trace, projection_trace, rounded, series_figure
 from fadewatch.errors import ServerError
 from fadewatch.protocol import metrics as m
 from fadewatch.dashboard.figures.histograms import (
@@ -56,19 +57,25 @@ def forecast(api, run_id: int) -> dict | None:
         return None
 
 
-def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
-    """Full figures of every scalar chart: ({chart id: figure}, {user key: figure}, state)."""
+def load_series(api, run: dict, known_keys=(), regime: dict | None = None) -> tuple[dict, dict, dict]:
+    """Full figures of every scalar chart: ({chart id: figure}, {user key: figure}, state).
+
+    ``regime``: the server's regimes of the run (GET /runs/{id}/regime), drawn as bands behind
+    the charts."""
     keys = sorted(set(run.get("summary") or {}) | set(known_keys))
     data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS)
     series, down = data["series"], data["downsampled"]
     alerts = markers.run_markers(api, run["id"])
+    bands = regime_shapes(regime, data["last_step"])
     figs, maps = {}, {}
     for chart, traces in charts_for(keys):
         fig, tmap = series_figure(chart, traces, series, down, alerts)
+        fig["layout"]["shapes"] = bands + fig["layout"]["shapes"]
         if chart.id == "entropy":
-            fig["data"].append(projection_trace(forecast(api, run["id"])))
+            f = forecast(api, run["id"])
+            fig["data"] += [projection_trace(f), interval_trace(f)]
             fig["layout"]["margin"]["t"] += 20  # the projection's legend entry takes a second row
-            tmap.append(["", "projection"])
+            tmap += [["", "projection"], ["", "interval"]]
         figs[chart.id], maps[chart.id] = fig, tmap
     users = {}
     for key in other_keys(keys):
@@ -79,14 +86,26 @@ def load_series(api, run: dict, known_keys=()) -> tuple[dict, dict, dict]:
         "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps,
         "alerts": [a["id"] for a in alerts],
         "y2": [cid for cid, fig in figs.items() if "yaxis2" in fig["layout"]],
+        "bands": bands_signature(regime),
+        "open_band": len(bands) - 1 if bands and data["last_step"] is not None and _open(regime) else None,
     }
     return figs, users, state
 
 
-def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys: list[str]):
-    """Patches for the held charts, or None when the page must load in full instead."""
+def _open(regime: dict | None) -> bool:
+    """The run's newest regime span has a band and is still open: the band grows with the run."""
+    spans = (regime or {}).get("spans") or []
+    return bool(spans) and spans[-1].get("end") is None and spans[-1].get("sign") in ("success-heavy", "failure-heavy")
+
+
+def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys: list[str],
+                   regime: dict | None = None):
+    """Patches for the held charts, or None when the page must load in full instead (a regime
+    changed: its bands are drawn again)."""
     keys = sorted(set(run.get("summary") or {}) | set(state["keys"]))
     if other_keys(keys) != state["users"] or pass_keys(keys) != state["passk"]:
+        return None
+    if regime is not None and bands_signature(regime) != state.get("bands", []):
         return None
     if state["last"] is not None and run.get("last_step") is not None and run["last_step"] <= state["last"]:
         new_series, last = {}, state["last"]
@@ -113,6 +132,8 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
         if apply_appends(patch, appends, lines) and map_id in state.get("y2", ()):
             patch["layout"]["yaxis2"]["visible"] = True
         apply_alerts(patch, alerts)
+        if appends and state.get("open_band") is not None and not map_id.startswith("user:"):
+            patch["layout"]["shapes"][state["open_band"]]["x1"] = last
         if map_id == "entropy" and any(key == m.ENTROPY_MEAN for key, _ in
                                        (tmap[i] for i, _, _ in appends)):
             _patch_projection(api, run, tmap, patch)
@@ -128,10 +149,13 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
 
 
 def _patch_projection(api, run, tmap, patch) -> None:
-    index = next(i for i, (_, role) in enumerate(tmap) if role == "projection")
-    trace = projection_trace(forecast(api, run["id"]))
-    for field in ("x", "y", "name", "showlegend"):
-        patch["data"][index][field] = trace[field]
+    f = forecast(api, run["id"])
+    for role, trace in (("projection", projection_trace(f)), ("interval", interval_trace(f))):
+        index = next((i for i, (_, r) in enumerate(tmap) if r == role), None)
+        if index is None:
+            continue
+        for field in ("x", "y", "name", "showlegend"):
+            patch["data"][index][field] = trace[field]
 
 
 def heat_names(kind: str, mode: str | None = None) -> tuple[str, list[str]]:

@@ -9,6 +9,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard.pages.run import loading
+from fadewatch.dashboard.pages.run.regime import regime_badge, run_regime
 from fadewatch.errors import ServerError
 from fadewatch.dashboard.figures.charts import charts_for
 from fadewatch.dashboard.context import client, config, href
@@ -59,10 +60,11 @@ def _header(run: dict) -> html.Div:
     ])
 
 
-def _meta(run: dict) -> list:
+def _meta(run: dict, regime: dict | None = None) -> list:
     return [
         html.Span(["project ", html.B(run["project"])]),
         badge(run["status"]),
+        *([found] if (found := regime_badge(regime)) is not None else []),
         html.Span(["step ", html.B("–" if run["last_step"] is None else f"{run['last_step']:,}")]),
         html.Span([html.B(f"{run['step_count']:,}"), " steps stored"]),
         html.Span(["updated ", html.B(fmt_age(run.get("last_time")))]),
@@ -113,8 +115,10 @@ def layout(run_id: str | None = None, **_query):
                                         {"label": " m_F", "value": "neg"}, {"label": " groups", "value": "groups"}]),
                 html.Div(className="fw-grid", children=[graph("run-diff-heatmap", empty_figure(LOADING)),
                                                          _series(run, "difficulty")]), anchor="difficulty"),
-        section("Entropy", "Mean token entropy with Cov(log π, A): a sustained positive covariance predicts "
-                "falling entropy. The dashed line projects the recent trend to 30% of the early level.",
+        section("Entropy", "Mean token entropy with Cov(log π, A). The dashed line is the server's entropy "
+                "forecast (the early-warning rule's own): where it meets 30% of the early level, with its "
+                "interval on that level. Bands behind the charts mark success-heavy (green) and failure-heavy "
+                "(orange) sign regimes.",
                 html.Div(className="fw-grid", children=[_series(run, "entropy"), _series(run, "entropy-seq"),
                                                          graph("run-ent-heatmap", empty_figure(LOADING), wide=True)]),
                 anchor="entropy"),
@@ -176,18 +180,19 @@ def refresh_series(_n, state, run_id):
     api = client()
     try:
         run = api.run(run_id)
+        regime = run_regime(api, run_id)
         if state and state.get("run_id") == run_id:
-            patched = loading.refresh_series(api, run, state, chart_ids, user_keys)
+            patched = loading.refresh_series(api, run, state, chart_ids, user_keys, regime)
             if patched is not None:
                 charts, users, new_state = patched
-                return charts, users, no_update, new_state, _meta(run)
-        figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()))
+                return charts, users, no_update, new_state, _meta(run, regime)
+        figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()), regime)
     except ServerError:
         return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update
     other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
         html.P("No other scalars logged yet: pass them to run.log(step, loss=..., kl=...).", className="fw-hint")]
     return ([figs.get(c, no_update) for c in chart_ids], [no_update] * len(user_keys), other, new_state,
-            _meta(run))
+            _meta(run, regime))
 
 
 def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, bands_title=None):
