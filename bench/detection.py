@@ -3,6 +3,7 @@
     .venv-bench/bin/python bench/detection.py                 # generate (or reuse) the corpus, both halves
     .venv-bench/bin/python bench/detection.py --half report   # the half the rules were not tuned on
     .venv-bench/bin/python bench/detection.py --runs          # and the table of runs and labels
+    .venv-bench/bin/python bench/detection.py --forecasts     # and the forecast models side by side
 
 The corpus (bench/_corpus.py) is generated once and cached under bench/results/corpus/, one
 file a run; delete a file to generate that run again. fadewatch's default rules see each
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import FOLLOW_UP, load_corpus  # noqa: E402
+from _forecasts import compare  # noqa: E402
 from _replay import RLWATCH, FadewatchReplay, rlwatch_replay  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "results" / "corpus"
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--runs", action="store_true", help="also print every run with its label")
     parser.add_argument("--only", default=None, help="only runs whose name contains this")
     parser.add_argument("--cached", action="store_true", help="only the runs already cached; generate none")
+    parser.add_argument("--forecasts", action="store_true",
+                        help="also compare the served forecast with the mechanism-calibrated one (tune half)")
     args = parser.parse_args()
     started = time.perf_counter()
     runs = load_corpus(CACHE, log=lambda m: print(m, file=sys.stderr, flush=True), only=args.only,
@@ -155,6 +159,12 @@ def main() -> None:
         late = early_on_late(mine)
         if late:
             print("\nRuns whose problem begins in the follow-up:\n" + "\n".join(late))
+    if args.forecasts:
+        tune = [r for r in runs if r["half"] == "tune"]
+        served = {r["name"]: next((e[0][0] for e in [r["fadewatch"].get("entropy_early_warning", {}).get("episodes")]
+                                   if e), None) for r in tune}
+        print("\n### forecast models, tune half\n")
+        print("\n".join(compare(tune, served)))
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
 

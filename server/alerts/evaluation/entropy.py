@@ -50,11 +50,15 @@ def entropy_collapse(p: EntropyCollapseParams, mem, step, scalars, nonfinite) ->
         return None
     base = baseline(mem, "b", v, p.baseline_steps)
     recent = mem.setdefault("m", [])
-    push(recent, v, p.smooth_steps)
+    recent.append(v)
+    total = mem.get("ms", 0.0) + v  # the window's running sum
+    if len(recent) > p.smooth_steps:
+        total -= recent.pop(0)
+    mem["ms"] = total
     level = collapse_level(base, p.fraction, p.floor)
     if level is None or len(recent) < p.smooth_steps:
         return None
-    smooth = sum(recent) / len(recent)
+    smooth = total / len(recent)
     clear_level = collapse_level(base, p.clear_fraction, p.floor and p.floor * p.clear_fraction / p.fraction)
     ratio = smooth / base if base else None
     return Verdict(smooth < level, {"entropy": smooth, "baseline": base, "collapse_level": level, "ratio": ratio,

@@ -36,8 +36,8 @@ class SignParams(Params):
     clear_bound: float = Field(0.3, ge=0, lt=1, allow_inf_nan=False)
     smooth_steps: int = Field(10, ge=1, le=1000)
     # success-heavy: the consequence has begun once the smoothed entropy is `entropy_drop` below its
-    # baseline and still falling: its forecast (trend.py, over `entropy_window` steps) meets the
-    # collapse level (`fraction` x baseline) within `entropy_horizon` steps
+    # baseline and still falling: its forecast (trend.py, over the last `entropy_window` steps of
+    # success-heavy mass) meets the collapse level (`fraction` x baseline) within `entropy_horizon` steps
     entropy_metric: MetricName = metrics.ENTROPY_MEAN
     entropy_drop: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
@@ -127,7 +127,8 @@ def sign_regime(p: SignParams, mem: dict, step: int, scalars: dict, nonfinite) -
     if ent is not None:
         base = baseline(mem, "e", ent, p.baseline_steps)
         _ema(mem, "h", ent, p.smooth_steps)
-        trend_push(mem, step, ent, p.entropy_window)
+        if mem.get("sg") == "success-heavy":  # the entropy forecast only matters under success-heavy mass
+            trend_push(mem, step, ent, p.entropy_window)
         if base is not None:
             mem["hb"] = base
     if rank1 is not None:
@@ -164,7 +165,8 @@ def _consequence(p: SignParams, mem: dict) -> tuple[bool, bool, dict]:
             out["note"] = "success-heavy mass drives entropy down; no entropy logged to see it begin"
             return False, True, out
         ratio = mem["h"] / mem["hb"]
-        f = trend_fit(mem, p.entropy_window, p.fraction * mem["hb"], 0.0)
+        # The fit is read only once entropy is down: while it holds there is no consequence to see.
+        f = trend_fit(mem, p.entropy_window, p.fraction * mem["hb"], 0.0) if ratio <= 1 - p.entropy_drop else None
         out.update(entropy=mem["h"], entropy_baseline=mem["hb"], entropy_ratio=ratio)
         falling = f is not None and f["t"] <= -p.entropy_min_z and f["projected_step"] is not None
         if falling:
