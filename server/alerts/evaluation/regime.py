@@ -22,7 +22,6 @@ from pydantic import Field, model_validator
 
 from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt, push
-from fadewatch.server.alerts.evaluation.trend import trend_fit, trend_push
 from fadewatch.server.schemas import MetricName
 
 __all__ = ["SignParams", "sign_regime", "describe_sign", "regime_view", "sign_reading", "difficulty_reading"]
@@ -36,14 +35,14 @@ class SignParams(Params):
     clear_bound: float = Field(0.3, ge=0, lt=1, allow_inf_nan=False)
     smooth_steps: int = Field(10, ge=1, le=1000)
     # success-heavy: the consequence has begun once the smoothed entropy is `entropy_drop` below its
-    # baseline and still falling: its forecast (trend.py, over the last `entropy_window` steps of
-    # success-heavy mass) meets the collapse level (`fraction` x baseline) within `entropy_horizon` steps
+    # baseline and still falling: followed at its pace over the last `entropy_window` steps of
+    # success-heavy mass, it meets the collapse level (`fraction` x baseline) within
+    # `entropy_horizon` steps (or is there already)
     entropy_metric: MetricName = metrics.ENTROPY_MEAN
     entropy_drop: float = Field(0.15, gt=0, lt=1, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
-    entropy_window: int = Field(50, ge=3, le=500)
-    entropy_min_z: float = Field(4.0, ge=0, allow_inf_nan=False)
+    entropy_window: int = Field(50, ge=10, le=500)
     entropy_horizon: int = Field(65, ge=1, le=10_000_000)
     # failure-heavy: ... once the rank-1 fraction, already above `rank1_floor` (balanced methods
     # settle near 0.6), rises significantly over its last `rank1_window` measurements (t statistic
@@ -94,6 +93,23 @@ def _difficulty_state(p: SignParams, rate: float, state: str | None) -> str:
     return "mid"
 
 
+def _snapshot(p: SignParams, mem: dict, step: int) -> None:
+    """The smoothed entropy every tenth of the window (O(1) a step): its pace is read from them."""
+    snaps = mem.setdefault("hs", [])
+    if not snaps or step - snaps[-1][0] >= p.entropy_window // 10:
+        push(snaps, [step, mem["h"]], 11)
+
+
+def _pace(p: SignParams, mem: dict) -> tuple[float, int] | None:
+    """(entropy change per step over the window, steps it spans), once it spans the window."""
+    snaps = mem.get("hs") or []
+    if len(snaps) < 2 or snaps[-1][0] - snaps[0][0] < p.entropy_window:
+        return None
+    first = next(s for s in snaps if snaps[-1][0] - s[0] <= p.entropy_window)
+    span = snaps[-1][0] - first[0]
+    return (mem["h"] - first[1]) / span if span else 0.0, span
+
+
 def _rank1_trend(p: SignParams, mem: dict) -> dict | None:
     """Slope (per step) and its t statistic over the last measurements, and the rise above their low."""
     window = mem.get("r") or []
@@ -127,8 +143,10 @@ def sign_regime(p: SignParams, mem: dict, step: int, scalars: dict, nonfinite) -
     if ent is not None:
         base = baseline(mem, "e", ent, p.baseline_steps)
         _ema(mem, "h", ent, p.smooth_steps)
-        if mem.get("sg") == "success-heavy":  # the entropy forecast only matters under success-heavy mass
-            trend_push(mem, step, ent, p.entropy_window)
+        if mem.get("sg") == "success-heavy":  # the pace only matters under success-heavy mass
+            _snapshot(p, mem, step)
+        else:
+            mem.pop("hs", None)
         if base is not None:
             mem["hb"] = base
     if rank1 is not None:
@@ -164,21 +182,19 @@ def _consequence(p: SignParams, mem: dict) -> tuple[bool, bool, dict]:
         if not mem.get("hb"):
             out["note"] = "success-heavy mass drives entropy down; no entropy logged to see it begin"
             return False, True, out
-        ratio = mem["h"] / mem["hb"]
-        # The fit is read only once entropy is down: while it holds there is no consequence to see.
-        f = trend_fit(mem, p.entropy_window, p.fraction * mem["hb"], 0.0) if ratio <= 1 - p.entropy_drop else None
+        ratio, level = mem["h"] / mem["hb"], p.fraction * mem["hb"]
         out.update(entropy=mem["h"], entropy_baseline=mem["hb"], entropy_ratio=ratio)
-        falling = f is not None and f["t"] <= -p.entropy_min_z and f["projected_step"] is not None
-        if falling:
-            out.update(projected_step=f["projected_step"], steps_to_level=f["steps_to_level"])
-        if f is not None and f["fit"] <= f["level"]:  # the consequence has come: it holds while entropy stays down
+        if mem["h"] <= level:  # the consequence has come: it holds while entropy stays down
             out["consequence"] = "entropy collapsed"
             return True, False, out
-        if ratio <= 1 - p.entropy_drop and falling and f["steps_to_level"] <= p.entropy_horizon:
+        pace = _pace(p, mem)
+        if pace is not None and pace[0] < 0:
+            out.update(entropy_pace=pace[0], steps_to_level=round((mem["h"] - level) / -pace[0]))
+        if ratio <= 1 - p.entropy_drop and out.get("steps_to_level", p.entropy_horizon + 1) <= p.entropy_horizon:
             out["consequence"] = "entropy falling"
             return True, False, out
         out["note"] = "success-heavy mass drives entropy down; entropy is not heading for collapse now"
-        return False, ratio > 1 - p.entropy_drop / 2 or f is None or f["t"] > -1, out
+        return False, ratio > 1 - p.entropy_drop / 2 or pace is None or pace[0] >= 0, out
     if sign == "failure-heavy":
         out["points_to"] = "weight-geometry collapse"
         trend = _rank1_trend(p, mem)
