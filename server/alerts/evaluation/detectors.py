@@ -96,28 +96,38 @@ def _bernoulli_reference(scalars: dict) -> tuple[float, float, float] | None:
             min(signal * 4 * rare * (1 - rare), min(p, 1 - p)))
 
 
+_TAILS = ((metrics.ADV_MAX_ABS_OVER_STD, "max_abs_over_std", 1, 0), (metrics.ADV_KURTOSIS, "kurtosis", 1, 1),
+          (metrics.DIFFICULTY_ESS_FRAC, "min_ess_frac", -1, 2))
+
+
 def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict | None:
-    ref = _bernoulli_reference(scalars) if p.bernoulli_margin is not None else None
-    m = p.bernoulli_margin or 1.0
-    bounds = {metrics.ADV_MAX_ABS_OVER_STD: (p.max_abs_over_std, 1, ref and m * ref[0]),
-              metrics.ADV_KURTOSIS: (p.kurtosis, 1, ref and m * ref[1]),
-              metrics.DIFFICULTY_ESS_FRAC: (p.min_ess_frac, -1, ref and ref[2] / m)}
     values: dict[str, Any] = {}
     tripped = []
-    for metric, (bound, sign, bernoulli) in bounds.items():
-        v = scalars.get(metric)
+    ref: tuple | None | bool = False  # computed once, and only for a value past its fixed bound
+    for metric, field, sign, k in _TAILS:
+        bound, v = getattr(p, field), scalars.get(metric)
         if bound is None or v is None:
             continue
-        if bernoulli is not None:
-            bound = max(bound, bernoulli) if sign > 0 else min(bound, bernoulli)
+        past = v > bound if sign > 0 else v < bound
+        if past and p.bernoulli_margin is not None:
+            if ref is False:
+                ref = _bernoulli_reference(scalars)
+            if ref is not None:  # what pass/fail rewards can give here moves the bound
+                m = p.bernoulli_margin
+                bound = max(bound, m * ref[k]) if sign > 0 else min(bound, ref[k] / m)
+                past = v > bound if sign > 0 else v < bound
         values[metric], values[metric + ":bound"] = v, bound
-        if (v > bound) if sign > 0 else (v < bound):
+        if past:
             tripped.append(metric)
     if not values:
         return None
     window = mem.setdefault("w", [])
-    push(window, 1 if tripped else 0, p.window)
-    share = sum(window) / p.window
+    window.append(1 if tripped else 0)
+    count = mem.get("wn", 0) + window[-1]  # tripping steps in the window, kept as a running count
+    if len(window) > p.window:
+        count -= window.pop(0)
+    mem["wn"] = count
+    share = count / p.window
     values.update(tripped=tripped, share=share, window=p.window)
     return Verdict(share >= p.min_share, values, share <= p.clear_share)
 

@@ -139,13 +139,13 @@ def _memory_baseline(p: EarlyWarningParams, mem: dict) -> float | None:
     return mem["bs"] / mem["bn"] if mem.get("bn", 0) >= p.baseline_steps else None
 
 
-def _projection(p: EarlyWarningParams, mem: dict, base: float | None) -> Projection | None:
+def _projection(p: EarlyWarningParams, mem: dict, base: float | None, quiet: bool = False) -> Projection | None:
     """The forecast, once a whole window after the baseline steps has been seen: the fall that
     sets in while the baseline is still being measured is read from its aftermath, not its start."""
     level = collapse_level(base, p.fraction, p.floor)
     if base is None or level is None or mem.get("k", 0) < p.baseline_steps + p.trend_window:
         return None
-    return trend_fit(mem, p.trend_window, level, p.interval_z)
+    return trend_fit(mem, p.trend_window, level, p.interval_z, -p.clear_z if quiet else None)
 
 
 def _edge_step(p: EarlyWarningParams, f: Projection) -> int | None:
@@ -225,7 +225,7 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
     else:
         base = _memory_baseline(p, mem)
     c = _covariance_signal(p, mem.get("c", [])) if p.covariance else None
-    f = _projection(p, mem, base)
+    f = _projection(p, mem, base, quiet=True)
     if c is None and f is None:
         return None
     level = collapse_level(base, p.fraction, p.floor)

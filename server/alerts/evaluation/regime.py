@@ -69,11 +69,15 @@ class SignParams(Params):
 
 def _ema(mem: dict, key: str, value: float, span: int) -> float:
     """Exponential mean with weight 2/(span+1), started as a plain mean over the first values."""
-    n = mem.get(key + "n", 0) + 1
-    weight = max(2.0 / (span + 1), 1.0 / n)
+    n = mem.get(key + "n", 0)
+    if n <= span:  # counted only while the plain mean still weighs more
+        mem[key + "n"] = n = n + 1
+    weight = 2.0 / (span + 1)
+    if 1.0 / n > weight:
+        weight = 1.0 / n
     old = mem.get(key, value)
-    mem[key], mem[key + "n"] = old + weight * (value - old), n
-    return mem[key]
+    mem[key] = new = old + weight * (value - old)
+    return new
 
 
 def _sign_state(p: SignParams, b: float, state: str | None) -> str:
@@ -141,14 +145,15 @@ def sign_regime(p: SignParams, mem: dict, step: int, scalars: dict, nonfinite) -
     b, ent = scalars.get(p.metric), scalars.get(p.entropy_metric)
     rate, rank1 = scalars.get(p.solve_rate_metric), scalars.get(p.rank1_metric)
     if ent is not None:
-        base = baseline(mem, "e", ent, p.baseline_steps)
+        if "hb" not in mem:  # the baseline, until it is complete
+            base = baseline(mem, "e", ent, p.baseline_steps)
+            if base is not None:
+                mem["hb"] = base
         _ema(mem, "h", ent, p.smooth_steps)
         if mem.get("sg") == "success-heavy":  # the pace only matters under success-heavy mass
             _snapshot(p, mem, step)
-        else:
-            mem.pop("hs", None)
-        if base is not None:
-            mem["hb"] = base
+        elif "hs" in mem:
+            del mem["hs"]
     if rank1 is not None:
         push(mem.setdefault("r", []), [step, rank1], p.rank1_window)
     before = (mem.get("sg"), mem.get("dg"))
@@ -168,6 +173,8 @@ def sign_regime(p: SignParams, mem: dict, step: int, scalars: dict, nonfinite) -
     sign = mem["sg"]
     values: dict[str, Any] = {"balance": sb, "regime": sign, "direction": sign, "since_step": mem.get("ss", step),
                               "bound": p.bound, "difficulty": mem.get("dg")}
+    if sign == "balanced":
+        return Verdict(False, values, True)
     hit, clear, found = _consequence(p, mem)
     values.update(found)
     return Verdict(hit, values, clear)
@@ -187,6 +194,9 @@ def _consequence(p: SignParams, mem: dict) -> tuple[bool, bool, dict]:
         if mem["h"] <= level:  # the consequence has come: it holds while entropy stays down
             out["consequence"] = "entropy collapsed"
             return True, False, out
+        if ratio > 1 - p.entropy_drop / 2:  # entropy holds: nothing to follow (and clear)
+            out["note"] = "success-heavy mass drives entropy down; entropy still holds"
+            return False, True, out
         pace = _pace(p, mem)
         if pace is not None and pace[0] < 0:
             out.update(entropy_pace=pace[0], steps_to_level=round((mem["h"] - level) / -pace[0]))
@@ -194,7 +204,7 @@ def _consequence(p: SignParams, mem: dict) -> tuple[bool, bool, dict]:
             out["consequence"] = "entropy falling"
             return True, False, out
         out["note"] = "success-heavy mass drives entropy down; entropy is not heading for collapse now"
-        return False, ratio > 1 - p.entropy_drop / 2 or pace is None or pace[0] >= 0, out
+        return False, pace is None or pace[0] >= 0, out
     if sign == "failure-heavy":
         out["points_to"] = "weight-geometry collapse"
         trend = _rank1_trend(p, mem)
