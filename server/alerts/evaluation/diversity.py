@@ -43,15 +43,24 @@ def _smoothed(mem: dict, key: str, value: float, span: int) -> float:
     return mem[key]
 
 
-def _learning(p: DiversityParams, mem: dict, scalars: dict) -> dict | None:
-    """pass@1 and coverage (pass@1 + gap), smoothed, against their baselines; None without them."""
+def _learning(p: DiversityParams, mem: dict, scalars: dict) -> None:
+    """Keep pass@1 and coverage (pass@1 + gap) smoothed, and their baselines."""
     pass1, gap = scalars.get(p.pass1_metric), scalars.get(p.gap_metric)
     if pass1 is None or gap is None:
+        return
+    _smoothed(mem, "s1", pass1, p.smooth_steps)
+    _smoothed(mem, "sc", pass1 + gap, p.smooth_steps)
+    if mem.get("pcn", 0) < p.baseline_steps:
+        baseline(mem, "p1", pass1, p.baseline_steps)
+        baseline(mem, "pc", pass1 + gap, p.baseline_steps)
+
+
+def _learning_now(p: DiversityParams, mem: dict) -> dict | None:
+    """pass@1 and coverage against their baselines; None until both baselines are in."""
+    if mem.get("pcn", 0) < p.baseline_steps:
         return None
-    p1, cov = _smoothed(mem, "s1", pass1, p.smooth_steps), _smoothed(mem, "sc", pass1 + gap, p.smooth_steps)
-    b1, bc = baseline(mem, "p1", pass1, p.baseline_steps), baseline(mem, "pc", pass1 + gap, p.baseline_steps)
-    if b1 is None or bc is None:
-        return None
+    p1, cov = mem["s1"], mem["sc"]
+    b1, bc = mem["p1s"] / mem["p1n"], mem["pcs"] / mem["pcn"]
     learning = p1 >= b1 + p.learning_margin and cov >= bc - p.learning_margin
     return {"pass@1": p1, "pass@1:baseline": b1, "coverage": cov, "coverage:baseline": bc, "learning": learning}
 
@@ -73,13 +82,16 @@ def diversity_collapse(p: DiversityParams, mem, step, scalars, nonfinite) -> Ver
             tripped.append(metric)
         if smooth < min(1.0, fraction * p.clear_factor) * base:
             clear = False
-    learning = _learning(p, mem, scalars)
+    _learning(p, mem, scalars)
     if not values:
         return None
+    values["tripped"] = tripped
+    if clear and not tripped:  # nothing to tell learning from: the common, quiet step
+        return Verdict(False, values, True)
+    learning = _learning_now(p, mem)
     if learning is not None:
         values.update(learning)
     quiet = learning is not None and learning["learning"]
-    values["tripped"] = tripped
     return Verdict(bool(tripped) and not quiet, values, clear or quiet)
 
 
