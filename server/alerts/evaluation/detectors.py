@@ -121,13 +121,9 @@ def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict |
             tripped.append(metric)
     if not values:
         return None
-    window = mem.setdefault("w", [])
-    window.append(1 if tripped else 0)
-    count = mem.get("wn", 0) + window[-1]  # tripping steps in the window, kept as a running count
-    if len(window) > p.window:
-        count -= window.pop(0)
-    mem["wn"] = count
-    share = count / p.window
+    # The window as bits (newest lowest): one small integer in the stored state.
+    mem["w"] = bits = ((mem.get("w", 0) << 1) | bool(tripped)) & ((1 << p.window) - 1)
+    share = bits.bit_count() / p.window
     values.update(tripped=tripped, share=share, window=p.window)
     return Verdict(share >= p.min_share, values, share <= p.clear_share)
 
