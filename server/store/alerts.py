@@ -112,9 +112,11 @@ def save_tracks(session: Session, run_id: int, project_id: int, tracks: list[Tra
         t.dirty = False
 
 
-def add_event(session: Session, t: Track, kind: str, step: int, now: float, muted: str | None) -> int:
+def add_event(session: Session, t: Track, kind: str, step: int, now: float, muted: str | None,
+              values: dict | None, context: dict | None, summary: str | None) -> int:
+    """One event, with what the alert said at its step (values, diagnosis card, summary)."""
     event = AlertEvent(alert_id=t.id, kind=kind, step=step, at=now, severity=t.severity,
-                       values=t.values, context=t.context, summary=t.summary, muted=muted)
+                       values=values, context=context, summary=summary, muted=muted)
     session.add(event)
     session.flush()
     return event.id

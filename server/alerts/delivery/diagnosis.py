@@ -88,9 +88,10 @@ def suggest(detector: str, values: dict, regime: dict | None) -> str | None:
 
 
 def _tripped(values: dict) -> str:
-    skip = {"signals", "tripped", "direction", "note", "points_to", "window", "bound"}
+    """The numbers among the values (the words are in the summary and the regime line)."""
+    skip = {"window", "bound", "since_step", "horizon"}
     parts = [f"{k} {fmt(v)}" for k, v in values.items()
-             if k not in skip and v is not None and not isinstance(v, (dict, list))]
+             if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return ", ".join(parts[:12])
 
 

@@ -118,7 +118,9 @@ class _Batch:
         self.critical = {fp for fp, t in tracks.items() if t.severity == "critical" and t.state == "firing"}
         # Firing but not yet notified (silenced or inhibited): re-checked after every step.
         self.held = {fp for fp, t in tracks.items() if t.state == "firing" and not t.notified}
-        self.events: list[tuple[Track, str, int, str | None, bool, str]] = []
+        # (track, kind, step, muted, notify, title, what it said then): a message tells the step it
+        # is about, even when later steps of the batch move the alert on.
+        self.events: list[tuple[Track, str, int, str | None, bool, str, dict]] = []
         self._silences = None
         self._project = None
 
@@ -179,7 +181,9 @@ class _Batch:
             else:
                 self.held.add(t.fingerprint)
         t.dirty = True
-        self.events.append((t, kind, step, muted, notify, title))
+        said = {"values": t.values, "summary": t.summary, "context": t.context, "fired_step": t.fired_step,
+                "resolved_step": t.resolved_step}
+        self.events.append((t, kind, step, muted, notify, title, said))
 
     def release(self, rules: dict[str, CompiledRule], step: int, records, i: int) -> None:
         """Send the firing message of alerts held back until now, if nothing mutes them any more."""
@@ -210,8 +214,9 @@ class _Batch:
             return
         channels = store.enabled_channels(self.session, self.run.project_id)
         rows = []
-        for t, kind, step, muted, notify, title in self.events:
-            event_id = store.add_event(self.session, t, kind, step, self.now, muted)
+        for t, kind, step, muted, notify, title, said in self.events:
+            event_id = store.add_event(self.session, t, kind, step, self.now, muted, said["values"], said["context"],
+                                       said["summary"])
             if not notify:
                 continue
             for channel_id, channel_name, channel_kind in channels:
@@ -219,9 +224,9 @@ class _Batch:
                 message = build_message(
                     event=kind, message_id=message_id, now=self.now, alert_id=t.id,
                     fingerprint=t.fingerprint, rule=t.rule, title=title, detector=t.detector,
-                    severity=t.severity, labels=self.labels(t), summary=t.summary or "", step=step,
-                    fired_step=t.fired_step, resolved_step=t.resolved_step, values=t.values,
-                    context=t.context, run_id=self.run.id, run_name=self.run.name,
+                    severity=t.severity, labels=self.labels(t), summary=said["summary"] or "", step=step,
+                    fired_step=said["fired_step"], resolved_step=said["resolved_step"], values=said["values"],
+                    context=said["context"], run_id=self.run.id, run_name=self.run.name,
                     project=self.project, url=run_url(self.ctx.public_url, self.run.id),
                 )
                 rows.append({
