@@ -161,3 +161,6 @@ def test_each_episode_of_an_alert_with_its_first_firing_step(api):
     detail = api.get(f"/alerts/{alert['id']}").json()
     assert [(e["number"], e["fired_step"], e["resolved_step"]) for e in detail["episodes"]] == [(1, 0, 2), (2, 4, None)]
     assert all(e["notified"] for e in detail["episodes"])
+    # Each event says what held at its own step, though all four came in one batch.
+    assert [(e["kind"], e["step"], e["values"]["loss"]) for e in detail["events"]] == [
+        ("firing", 0, 9.0), ("resolved", 2, 1.0), ("firing", 4, 9.0)]
