@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import Field
 
 from fadewatch.protocol import metrics
-from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, fmt, push
+from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, fmt
 from fadewatch.server.alerts.evaluation.diversity import DiversityParams, describe_diversity, diversity_collapse
 from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
                                                        describe_early, early_warning_forecast, entropy_collapse,
