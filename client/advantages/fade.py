@@ -108,7 +108,7 @@ class FadeAdvantage:
         fin = b.isfinite()
         x = b.r if self.success_threshold is None else b.success(self.success_threshold)
         # One host read per step: the schedule needs p̂ as a float.
-        total, n = b.host_floats(b.where(fin, x, x * 0).sum(), (fin * 1.0).sum())
+        total, n = b.host_floats(b.where(fin, x, 0.0).sum(), (fin * 1.0).sum())
         if n:
             self.update(min(max(total / n, 0.0), 1.0), None if entropy is None else float(entropy))
         elif entropy is not None:

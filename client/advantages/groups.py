@@ -124,7 +124,8 @@ class GroupBatch:
             out = torch.full((self.n_groups,), float("inf"), dtype=x.dtype, device=x.device)
             return out.scatter_reduce_(0, self.codes, x, "amin")[self.codes]
         out = np.full(self.n_groups, np.inf)
-        np.minimum.at(out, self.codes, x)
+        with np.errstate(invalid="ignore"):  # a NaN reward makes its group NaN, as documented
+            np.minimum.at(out, self.codes, x)
         return out[self.codes]
 
     def centred(self) -> tuple[Any, Any]:
@@ -164,7 +165,9 @@ class GroupBatch:
         return [float(v) for v in values]
 
     def success(self, threshold: float) -> Any:
-        return (self.r >= threshold) * 1.0
+        """1.0 where r >= threshold, else 0.0, in the working dtype."""
+        hit = self.r >= threshold
+        return hit.to(self.r.dtype) if self.torch else hit.astype(np.float64)
 
     def finish(self, adv: Any) -> Any:
         """Advantages in the caller's dtype (a float64 array for lists and integer arrays)."""
