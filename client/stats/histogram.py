@@ -60,15 +60,17 @@ def reduce_uniform(B: Any, raw: dict, key: str, x: Any, spec: HistogramSpec, val
     tails > 0 also keeps the exact values at both ends (see ``_tails``)."""
     if xv is None:
         xv = x if valid is None else B.where(valid, x, 0)
-    if total is None:
-        total = B.sum(xv, dtype=B.f64)
-    raw[key + ".sum"] = total
-    if B.torch:
-        raw[key + ".sum_sq"] = B.sum(xv * xv, dtype=B.f64)
-    elif xv.ndim == 2:
-        raw[key + ".sum_sq"] = np.einsum("ij,ij->i", xv, xv).sum(dtype=np.float64)
-    else:
-        raw[key + ".sum_sq"] = np.dot(xv.astype(np.float64), xv.astype(np.float64))
+    # The record's sum and sum_sq are float64 and null when they pass the largest float.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if total is None:
+            total = B.sum(xv, dtype=B.f64)
+        raw[key + ".sum"] = total
+        if B.torch:
+            raw[key + ".sum_sq"] = B.sum(xv * xv, dtype=B.f64)
+        elif xv.ndim == 2:
+            raw[key + ".sum_sq"] = np.einsum("ij,ij->i", xv, xv).sum(dtype=np.float64)
+        else:
+            raw[key + ".sum_sq"] = np.dot(xv.astype(np.float64), xv.astype(np.float64))
     if valid is None:
         raw[key + ".min"], raw[key + ".max"] = B.amin(x), B.amax(x)
     elif B.torch:
