@@ -76,9 +76,10 @@ def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, fin: Any, adv: Any, cfg:
     """Difficulty axis (needs successes s) and pass@k, for groups of any sizes.
 
     A group's size counts its rollouts with a finite reward (fin); a group without any is
-    left out of every statistic here. adv: advantages with non-finite ones set to 0, or None.
+    left out of every statistic here. adv: (advantages with non-finite ones set to 0, where
+    they are finite, their scale) from ``reduce_advantages``, or None.
     """
-    ng, n = g.ng, len(g.codes)
+    ng = g.ng
     codes = B.const(g.codes, B.i64)
     size = B.bincount(codes, ng, B.cast(fin, B.f64))
     present = size > 0
@@ -93,9 +94,11 @@ def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, fin: Any, adv: Any, cfg:
     reduce_weighted(B, raw, "h.dgroups", gbin, nb, p, B.cast(present, B.f64), cfg.quantiles)
     raw["diff.p_sum"] = B.sum(p)
     if adv is not None:
-        tol = cfg.zero_tol
-        wpos = B.bincount(codes, ng, B.where(adv > tol, adv, 0.0) / n)
-        wneg = B.bincount(codes, ng, B.where(adv < -tol, -adv, 0.0) / n)
+        # Each group's share of m_S and m_F: divided by the rollouts with a finite advantage.
+        a, fin_a, _ = adv
+        tol, na = cfg.zero_tol, B.clip(B.cast(B.count(fin_a), B.f64), 1.0, None)
+        wpos = B.bincount(codes, ng, B.where(a > tol, a, 0.0) / na)
+        wneg = B.bincount(codes, ng, B.where(a < -tol, -a, 0.0) / na)
         reduce_weighted(B, raw, "h.dpos", gbin, nb, p, B.where(present, wpos, 0.0), cfg.quantiles)
         reduce_weighted(B, raw, "h.dneg", gbin, nb, p, B.where(present, wneg, 0.0), cfg.quantiles)
     # pass@k = mean over groups with n_g >= k of 1 - C(n-c, k) / C(n, k), the ratio taken as

@@ -172,7 +172,7 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
         s, fin_r = reduce_rewards(B, raw, r, cfg)
     g = group_structure(inp)
     if g is not None and s is not None:
-        reduce_groups(B, raw, g, s, fin_r, None if adv is None else adv[0], cfg)
+        reduce_groups(B, raw, g, s, fin_r, adv, cfg)
     if g is not None and inp.completions is not None:
         reduce_diversity(inp, B, view, g, raw)
     _samples(B, inp, g, None if adv is None else adv_in, r, view, raw, meta)
