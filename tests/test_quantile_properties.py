@@ -125,3 +125,12 @@ def test_positive_only_merged_band_is_inside_zero_one():
     q = bin_quantiles(counts, uniform_edges(-4, 4, 80), [0.05, 0.5, 0.95], vmin=0.0, vmax=1.0)
     assert q.min() >= 0.0 and q.max() <= 1.0
     assert q[0] <= 0.1 and q[2] == 1.0
+
+
+def test_records_without_min_and_max_read_their_tails_at_the_edges():
+    # Histograms logged by hand may leave out min and max; their tails are unbounded, so an
+    # underflow rank reads as lo and an overflow rank as hi, never as a gap in the bands.
+    counts = np.array([0.0, 5.0, 10.0, 0.0])
+    q = bin_quantiles(counts, uniform_edges(-2, 2, 4), [0.0, 0.05, 0.5, 0.99, 1.0], underflow=3.0, overflow=2.0)
+    assert np.isfinite(q).all()
+    assert q[0] == q[1] == -2.0 and q[-1] == q[-2] == 2.0 and -1.0 <= q[2] <= 1.0

@@ -63,9 +63,10 @@ def slot_bounds(edges: np.ndarray, vmin: float, vmax: float) -> tuple[np.ndarray
 def bin_quantiles(counts: Any, edges: Any, qs: Any, *, underflow: float = 0.0, overflow: float = 0.0,
                   vmin: Any = None, vmax: Any = None, method: str = "linear",
                   low: Any = None, high: Any = None) -> np.ndarray:
-    """Quantiles qs of binned values (NaN where undefined: no values, or no finite min/max).
+    """Quantiles qs of binned values (NaN where undefined: no values).
 
-    counts: per bin (may be fractional); edges: len(counts) + 1, non-decreasing.
+    counts: per bin (may be fractional); edges: len(counts) + 1, non-decreasing. Without
+    vmin / vmax the outer edges of the non-empty slots stand in (lo and hi for the tails).
     low / high (linear only): the smallest / largest values, sorted ascending, known exactly
     (low[j] is the j-th smallest value, high[-1 - j] the j-th largest); may be empty.
     """
@@ -75,13 +76,13 @@ def bin_quantiles(counts: Any, edges: Any, qs: Any, *, underflow: float = 0.0, o
     n = float(c.sum())
     lo_v, hi_v = _finite(vmin), _finite(vmax)
     e = np.asarray(edges, dtype=np.float64)
-    if lo_v is None or hi_v is None:
-        # No observed extremes: only a histogram without tails is bounded (by its outer edges).
-        if c[0] > 0 or c[-1] > 0:
-            return np.full(len(qs), np.nan)
-        nz = np.flatnonzero(c)
-        lo_v = float(e[nz[0] - 1]) if len(nz) else None
-        hi_v = float(e[nz[-1]]) if len(nz) else None
+    nz = np.flatnonzero(c)
+    if len(nz) and lo_v is None:
+        # No observed minimum: the outer edge of the lowest non-empty bin (lo for underflow,
+        # whose values then all read as lo: an underflow rank is at most lo).
+        lo_v = float(e[max(nz[0] - 1, 0)])
+    if len(nz) and hi_v is None:
+        hi_v = float(e[min(nz[-1], len(e) - 1)])
     if n <= 0 or not math.isfinite(n) or lo_v is None or hi_v is None or hi_v < lo_v:
         return np.full(len(qs), np.nan)
     left, right = slot_bounds(e, lo_v, hi_v)
