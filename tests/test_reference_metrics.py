@@ -282,7 +282,8 @@ def main() -> None:
         elif "[" in name:
             name = name.split("[")[0] + " bins"
         rows[name] = max(rows[name], err)
-    print(f"{len(CASES)} cases | statistic | largest error |")
+    print(f"Largest error per statistic over {len(CASES)} cases and {len(list(_spectra()))} head updates:\n")
+    print("| statistic | largest error |")
     print("|---|---|")
     for name in sorted(rows):
         print(f"| `{name}` | {rows[name]:.1e} |")
