@@ -92,7 +92,7 @@ def _grpo(rewards: torch.Tensor, groups: list[str]) -> torch.Tensor:
 def _check_step(args: dict, rollouts: int, tokenizer=None) -> None:
     """One step's run.log arguments: whole groups of 4, GRPO advantages of the logged rewards,
     and entropy and log-probability rows that belong to their response."""
-    from tests.support.verl_stubs import token_entropy, token_logprob
+    from tests.support.tiny_policy import token_entropy, token_logprob
 
     mask = args["mask"].bool()
     groups = list(args["group_ids"])
@@ -123,7 +123,8 @@ def _check_stored(stored: Stored, rollouts: int, tokens: dict[int, int]) -> None
 def test_legacy_fit_logs_each_step_and_finishes_when_fit_returns(server, server_url, logged, no_del):
     import verl.trainer.ppo.ray_trainer as ray_trainer
 
-    from tests.support.verl_stubs import Policy, legacy_trainer, verl_config
+    from tests.support.tiny_policy import Policy
+    from tests.support.verl_stubs import legacy_trainer, verl_config
 
     # verl loaded fadewatch as a plugin when it was imported: no setup call here
     assert ray_trainer.compute_advantage.__fadewatch__ and ray_trainer.RayPPOTrainer.fit.__fadewatch__
@@ -143,7 +144,8 @@ def test_legacy_fit_logs_each_step_and_finishes_when_fit_returns(server, server_
 
 
 def test_ctrl_c_in_fit_marks_the_run_failed(server, server_url, no_del):
-    from tests.support.verl_stubs import Policy, legacy_trainer, verl_config
+    from tests.support.tiny_policy import Policy
+    from tests.support.verl_stubs import legacy_trainer, verl_config
 
     trainer = legacy_trainer(verl_config("interrupted", "trainer.use_v1=false"), Policy())
     generate, calls = trainer.async_rollout_manager.generate_sequences, []
@@ -209,7 +211,8 @@ UNKNOWN_VERSION = textwrap.dedent("""
     assert "verl.trainer.ppo.ray_trainer" not in sys.modules  # nothing heavy imported by the hook
     import torch
     torch.set_num_threads(1)
-    from tests.support.verl_stubs import Policy, legacy_trainer, verl_config
+    from tests.support.tiny_policy import Policy
+    from tests.support.verl_stubs import legacy_trainer, verl_config
     import verl.trainer.ppo.ray_trainer as rt
     assert not getattr(rt.compute_advantage, "__fadewatch__", False)  # verl's own code, unhooked
     made = []
@@ -274,7 +277,8 @@ V1_MODES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(V1_MODES))
 def test_v1_fit_logs_every_pass_of_each_step(ray_cluster, server, server_url, logged, mode):
-    from tests.support.verl_stubs import Policy, v1_trainer, verl_config
+    from tests.support.tiny_policy import Policy
+    from tests.support.verl_stubs import v1_trainer, verl_config
 
     overrides, rollouts = V1_MODES[mode]
     name = f"v1-{mode}"
@@ -307,16 +311,19 @@ def test_ray_runs_the_setup_hook_in_its_workers(ray_cluster):
     assert ray_cluster.get(probe.remote(), timeout=120) == ("none", "FadewatchBackend")
 
 
-def test_setup_never_breaks_verl_when_a_patch_fails(caplog):
+def test_setup_never_breaks_verl_when_a_patch_fails(caplog, monkeypatch):
     """A hook that cannot be applied leaves verl's Tracking working, without fadewatch, said once."""
     import types
 
     import verl.utils.tracking as tracking
 
     broken = types.ModuleType("verl.trainer.ppo.ray_trainer")  # lacks what the hook wraps
+    monkeypatch.setitem(sys.modules, broken.__name__, broken)
     saved = hook._disabled
     try:
-        hook._apply(lambda m: hook.patch_trainer_module(m, on_exit=None), broken)
+        from fadewatch.integrations.common import patch_on_import
+
+        patch_on_import({broken.__name__: lambda m: hook.patch_trainer_module(m, on_exit=None)}, hook._patch_failed)
         assert hook._disabled is not None and "could not hook verl.trainer.ppo.ray_trainer" in hook._disabled
         with caplog.at_level("ERROR", logger="fadewatch"):
             t = tracking.Tracking(project_name="p", experiment_name="e", default_backend=["console", "fadewatch"],

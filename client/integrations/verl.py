@@ -20,13 +20,12 @@ the supported range, or when a patch fails, it logs one error and verl trains as
 from __future__ import annotations
 
 import functools
-import importlib.abc
 import sys
 import threading
 from typing import Any
 
 import fadewatch
-from fadewatch.integrations.common import VersionRange, installed_version, numeric_scalars
+from fadewatch.integrations.common import VersionRange, installed_version, numeric_scalars, patch_on_import
 from fadewatch.integrations.verl_capture import CAPTURE, TRAINER_MODULES, patch_trainer_module
 from fadewatch.notices import Notices, logger
 
@@ -191,34 +190,6 @@ def _patch_tracking(module: Any) -> None:
     tracking.__init__, tracking.finish = __init__, finish
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a patch right after a module's own code, the first time it is imported."""
-
-    def __init__(self, patches: dict[str, Any]):
-        self.patches = patches
-
-    def find_spec(self, name, path=None, target=None):
-        if name not in self.patches:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        patch, loader = self.patches.pop(name), spec.loader
-        exec_module = loader.exec_module
-
-        def exec_then_patch(module):
-            exec_module(module)
-            _apply(patch, module)
-
-        loader.exec_module = exec_then_patch
-        return spec
-
-
 def _disable(reason: str) -> None:
     """From now on this process's Tracking ignores ``fadewatch``; it says why when it is asked for."""
     global _disabled
@@ -227,11 +198,8 @@ def _disable(reason: str) -> None:
         logger.debug("fadewatch: %s", reason)
 
 
-def _apply(patch, module) -> None:
-    try:
-        patch(module)
-    except Exception as exc:  # noqa: BLE001 - a failed patch must not break verl
-        _disable(f"it could not hook {module.__name__} ({exc!r})")
+def _patch_failed(module: Any, exc: Exception) -> None:
+    _disable(f"it could not hook {module.__name__} ({exc!r})")
 
 
 def setup() -> None:
@@ -254,8 +222,4 @@ def _install(version: str | None) -> None:
     else:
         patches.update({name: functools.partial(patch_trainer_module, on_exit=_FitExit)
                         for name in TRAINER_MODULES})
-    for name in list(patches):
-        if name in sys.modules:  # already imported: patch it now
-            _apply(patches.pop(name), sys.modules[name])
-    if patches:
-        sys.meta_path.insert(0, _AfterImport(patches))
+    patch_on_import(patches, _patch_failed)
