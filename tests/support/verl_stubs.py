@@ -3,11 +3,11 @@
 ``RayPPOTrainer.fit()`` and the V1 ``PPOTrainer.fit()`` run unchanged; what ``init_workers()``
 / ``init()`` would build on GPUs is replaced:
 
-- the rollout: a tiny Llama (tests.support.tiny_trl) samples the responses with
+- the rollout: the tiny policy of tests.support.tiny_policy samples the responses with
   ``generate()`` on the CPU and a rule scores them, as verl's agent loop would return them
   (legacy) or put them into TransferQueue (V1);
 - the actor worker group: log-probabilities and entropies are a fixed function of each
-  token (``token_entropy``), so a test can tell from a response which entropy row is its;
+  token (tiny_policy.token_entropy), so a test can tell from a response which entropy row is its;
   the update returns metrics only; weight syncs do nothing.
 
 Nothing is downloaded; the configuration is verl's own, composed with hydra.
@@ -24,21 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tests.support.tiny_trl import build_model, build_tokenizer
+from tests.support.tiny_policy import PROMPT_LEN, RESPONSE_LEN, Policy, token_entropy, token_logprob
 
-__all__ = ["Policy", "Prompts", "legacy_trainer", "token_entropy", "v1_trainer", "verl_config"]
-
-PROMPT_LEN, RESPONSE_LEN = 8, 6
-
-
-def token_entropy(ids: Any) -> Any:
-    """The stand-in actor's entropy of a response token, a function of the token alone."""
-    return 0.25 + (ids % 7) * 0.5
-
-
-def token_logprob(ids: Any) -> Any:
-    return -0.1 - (ids % 5) * 0.2
-
+__all__ = ["Prompts", "legacy_trainer", "v1_trainer", "verl_config"]
 
 def verl_config(name: str, *overrides: str):
     """verl's ppo_trainer configuration for a CPU run of 2 steps named ``name``, with ``overrides``."""
@@ -85,31 +73,6 @@ class Prompts(Dataset):
         return {"raw_prompt": [{"role": "user", "content": f"add {a} + {b} ="}], "dummy_tensor": torch.tensor([0]),
                 "data_source": "digits", "reward_model": {"ground_truth": str(a + b)}, "extra_info": {},
                 "index": index, "tools_kwargs": {}, "interaction_kwargs": {}}
-
-
-class Policy:
-    """The tiny Llama and its word-level tokenizer, sampling on the CPU."""
-
-    def __init__(self, seed: int = 0):
-        self.tokenizer = build_tokenizer()
-        self.model = build_model(self.tokenizer, seed)
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def sample(self, text: str) -> tuple[list[int], list[int]]:
-        prompt = self.tokenizer(text)["input_ids"][-PROMPT_LEN:]
-        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=self.generator)))
-        with torch.no_grad():
-            out = self.model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                                      do_sample=True, max_new_tokens=RESPONSE_LEN, min_new_tokens=1,
-                                      pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
-        response = out[0, len(prompt):].tolist()
-        if self.tokenizer.eos_token_id in response:  # the eos is part of the response, as verl keeps it
-            response = response[:response.index(self.tokenizer.eos_token_id) + 1]
-        return prompt, response
-
-    def score(self, response: list[int], answer: str) -> float:
-        words = self.tokenizer.decode(response, skip_special_tokens=True).split()
-        return 1.0 if words[:1] == [answer] else 0.5 if words and words[0].isdigit() else 0.0
 
 
 def _padded(prompt: list[int], response: list[int], pad: int) -> dict[str, torch.Tensor]:
