@@ -38,6 +38,12 @@ class ToMain:
         import torch
         import torch.distributed as dist
 
+        if not (dist.is_available() and dist.is_initialized()):
+            # processes without a torch.distributed group (XLA, say): the main process logs its own part
+            self.on_error("gathering rollouts (no torch.distributed process group: other processes' "
+                          "rollouts are left out)", RuntimeError("torch.distributed is not initialized"))
+            mean_loss = float(loss) if loss is not None else None
+            return ([chunk] if chunk is not None and self.accelerator.is_main_process else []), mean_loss
         device = self.accelerator.device
         try:
             header = _header(chunk, loss, device)
