@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-from typing import Any
 
 import numpy as np
 import torch
@@ -182,7 +181,6 @@ class _V1Rollout:
 
     def generate_sequences(self, batch) -> None:
         import transfer_queue as tq
-        from tensordict import TensorDict
 
         from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
@@ -207,7 +205,6 @@ class _V1Rollout:
                              "max_global_steps": steps})
             tq.kv_batch_put(keys=keys, fields=list_of_dict_to_tensordict(fields), tags=tags, partition_id="train")
             tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
-        del TensorDict
 
 
 class _V1Actor(_Weights):
