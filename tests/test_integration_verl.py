@@ -196,7 +196,8 @@ def test_finish_from_the_runs_own_sender_thread(server, tmp_path):
     backend.run.log(1, loss=0.5)
     wait_until(lambda: (server.find_run("verl", "finish-on-sender") or {}).get("status") == "finished",
                timeout=20, what="the run to be finished")
-    assert seen == ["fadewatch-sender"] and backend.run.finished
+    wait_until(lambda: backend.run.finished, timeout=20, what="the finish to end on its own thread")
+    assert seen == ["fadewatch-sender"]
     assert Stored(server, "verl", "finish-on-sender").series("loss") == {1: 0.5}
 
 
