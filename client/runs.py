@@ -270,6 +270,12 @@ class Run:
         with self._lock:
             if self._state != "running":
                 return bool(self._result)
+            if self._on_own_thread():
+                # Garbage collection can run a __del__ that finishes the run on the run's own worker
+                # or sender thread, which cannot wait for itself: finish from a thread of its own.
+                threading.Thread(target=self.finish, args=(timeout, status, error), daemon=True,
+                                 name=f"finish {self.project}/{self.name}").start()
+                return False
             self._state = "finishing"
             target = self._seq
         try:
@@ -279,6 +285,11 @@ class Run:
             if self.on_finished is not None:
                 self.on_finished(self)
         return self._result
+
+    def _on_own_thread(self) -> bool:
+        current = threading.current_thread()
+        return any(getattr(part, "_thread", None) is current
+                   for part in (getattr(self, "_worker", None), self._sender) if part is not None)
 
     def _finish(self, target: int, timeout: float, status: str, error: str | None) -> bool:
         if self.mode == "disabled":
