@@ -13,14 +13,14 @@ from sqlalchemy import create_engine, text
 from fadewatch.server.app import prepare_database
 from fadewatch.server.db import make_engine
 from fadewatch.server.migrate import SchemaOutOfDate, current_revision, head_revision
-from fadewatch.server.models import Base
+from fadewatch.server.models import Base, in_models
 from fadewatch.server.settings import ServerSettings
 
 
 def test_migrated_schema_matches_the_models(db_url, tmp_path):
     db = prepare_database(ServerSettings(dir=tmp_path, database_url=db_url))
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": in_models}), Base.metadata)
     assert diff == []
     assert current_revision(db.engine) == head_revision()
 

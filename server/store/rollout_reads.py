@@ -1,0 +1,215 @@
+"""Reads of the stored rollouts: pages of whole groups under filters, text search, steps.
+
+A page never splits a group: filters on groups (step, group, prompt, difficulty) pick
+groups; filters on rollouts (sign, advantage, reward, length, text) pick the rollouts
+shown of each group that has any. Text search is a case-insensitive substring match on
+the prompt or the completion, through FTS5 trigram tables on SQLite (for three characters
+or more) and pg_trgm indexes on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import and_, column, func, or_, select, table, text
+from sqlalchemy.orm import Session
+
+from fadewatch.protocol.rollouts import ZERO_TOL, Interval, sign_of
+from fadewatch.server.auth import Principal
+from fadewatch.server.models import Rollout, RolloutGroup
+from fadewatch.server.rollout_schemas import RolloutOut, RolloutPage, RolloutSteps, TokenDetailOut
+from fadewatch.server.schemas import SampleList, SampleOut
+from fadewatch.server.store.runs import load_run
+
+__all__ = ["RolloutFilter", "BadCursor", "read_page", "read_steps", "recent_samples"]
+
+G, R = RolloutGroup, Rollout
+
+
+class BadCursor(ValueError):
+    """A cursor this server did not hand out."""
+
+
+@dataclass(frozen=True)
+class RolloutFilter:
+    step: int | None = None
+    min_step: int | None = None
+    max_step: int | None = None
+    group: str | None = None
+    prompt: str | None = None
+    difficulty: Interval | None = None
+    sign: Literal["pos", "neg", "zero"] | None = None
+    advantage: Interval | None = None
+    min_reward: float | None = None
+    max_reward: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    q: str | None = None
+    order: Literal["asc", "desc"] = "desc"
+
+
+def _within(col, interval: Interval) -> list:
+    conds = []
+    if interval.lo != float("-inf"):
+        conds.append(col >= interval.lo if interval.lo_closed else col > interval.lo)
+    if interval.hi != float("inf"):
+        conds.append(col <= interval.hi if interval.hi_closed else col < interval.hi)
+    return conds or [col.isnot(None)]
+
+
+def _group_conditions(f: RolloutFilter) -> list:
+    conds = []
+    if f.step is not None:
+        conds.append(G.step == f.step)
+    if f.min_step is not None:
+        conds.append(G.step >= f.min_step)
+    if f.max_step is not None:
+        conds.append(G.step <= f.max_step)
+    if f.group is not None:
+        conds.append(G.group_key == f.group)
+    if f.prompt is not None:
+        conds.append(G.prompt_id == f.prompt)
+    if f.difficulty is not None:
+        conds += _within(G.solve_rate, f.difficulty)
+    return conds
+
+
+def _like_pattern(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _search(session: Session, q: str):
+    if session.get_bind().dialect.name == "sqlite" and len(q) >= 3:
+        # A quoted FTS5 phrase of trigrams: exactly the texts that hold q as a substring.
+        phrase = '"' + q.replace('"', '""') + '"'
+        in_completions = select(column("rowid")).select_from(table("rollouts_fts")).where(
+            text("rollouts_fts MATCH :completion_phrase").bindparams(completion_phrase=phrase))
+        in_prompts = select(column("rowid")).select_from(table("rollout_groups_fts")).where(
+            text("rollout_groups_fts MATCH :prompt_phrase").bindparams(prompt_phrase=phrase))
+        return or_(R.id.in_(in_completions), G.id.in_(in_prompts))
+    pattern = _like_pattern(q)
+    return or_(R.completion.ilike(pattern, escape="\\"), G.prompt.ilike(pattern, escape="\\"))
+
+
+def _rollout_conditions(session: Session, f: RolloutFilter) -> list:
+    conds = []
+    if f.sign == "pos":
+        conds.append(R.advantage > ZERO_TOL)
+    elif f.sign == "neg":
+        conds.append(R.advantage < -ZERO_TOL)
+    elif f.sign == "zero":
+        conds.append(R.advantage.between(-ZERO_TOL, ZERO_TOL))
+    if f.advantage is not None:
+        conds += _within(R.advantage, f.advantage)
+    if f.min_reward is not None:
+        conds.append(R.reward >= f.min_reward)
+    if f.max_reward is not None:
+        conds.append(R.reward <= f.max_reward)
+    if f.min_length is not None:
+        conds.append(R.length >= f.min_length)
+    if f.max_length is not None:
+        conds.append(R.length <= f.max_length)
+    if f.q:
+        conds.append(_search(session, f.q))
+    return conds
+
+
+def encode_cursor(step: int, rank: int, group_id: int) -> str:
+    return base64.urlsafe_b64encode(f"g1:{step}:{rank}:{group_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        tag, step, rank, group_id = raw.split(":")
+        values = int(step), int(rank), int(group_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadCursor("cursor: pass the next_cursor of an earlier answer unchanged") from None
+    if tag != "g1" or not all(0 <= v < 2**62 for v in values):
+        raise BadCursor("cursor: pass the next_cursor of an earlier answer unchanged")
+    return values
+
+
+def _after(cursor: str, order: str):
+    step, rank, group_id = _decode_cursor(cursor)
+    later = G.step < step if order == "desc" else G.step > step
+    return or_(later, and_(G.step == step, or_(G.rank > rank, and_(G.rank == rank, G.id > group_id))))
+
+
+def read_page(session: Session, run_id: int, who: Principal, f: RolloutFilter, limit: int,
+              cursor: str | None = None) -> RolloutPage:
+    """Whole groups, newest step first (or oldest, order="asc"), as many as `limit` rollouts hold."""
+    load_run(session, run_id, who)
+    gconds = [G.run_id == run_id, *_group_conditions(f)]
+    if cursor:
+        gconds.append(_after(cursor, f.order))
+    rconds = _rollout_conditions(session, f)
+    order = (G.step.desc() if f.order == "desc" else G.step.asc(), G.rank.asc(), G.id.asc())
+    if rconds:
+        query = (select(G.id, G.step, G.rank, func.count(R.id)).join(R, R.group_id == G.id)
+                 .where(*gconds, *rconds).group_by(G.id, G.step, G.rank))
+    else:
+        query = select(G.id, G.step, G.rank, G.size).where(*gconds)
+    found = session.execute(query.order_by(*order).limit(limit + 1)).all()
+    taken, total = [], 0
+    for row in found:
+        if taken and total + row[3] > limit:
+            break
+        taken.append(row)
+        total += row[3]
+    next_cursor = encode_cursor(*taken[-1][1:3], taken[-1][0]) if len(taken) < len(found) else None
+    return RolloutPage(run_id=run_id, rollouts=_rollouts(session, [row[0] for row in taken], rconds),
+                       groups=len(taken), next_cursor=next_cursor)
+
+
+def _rollouts(session: Session, group_ids: list[int], rconds: list) -> list[RolloutOut]:
+    if not group_ids:
+        return []
+    place = {gid: i for i, gid in enumerate(group_ids)}
+    rows = session.execute(
+        select(R.id, R.group_id, R.idx, R.completion, R.cut, R.reward, R.rewards, R.advantage, R.length,
+               R.entropy, R.tokens, G.step, G.group_key, G.prompt, G.prompt_id, G.prompt_cut, G.solve_rate,
+               G.size)
+        .join(G, G.id == R.group_id).where(R.group_id.in_(group_ids), *rconds)
+    ).all()
+    rows.sort(key=lambda r: (place[r.group_id], r.idx))
+    return [RolloutOut(
+        id=r.id, step=r.step, group=r.group_key, index=r.idx, group_size=r.size, prompt=r.prompt,
+        prompt_id=r.prompt_id, prompt_cut=r.prompt_cut, completion=r.completion, cut=r.cut, reward=r.reward,
+        rewards=r.rewards, advantage=r.advantage, sign=sign_of(r.advantage), length=r.length, entropy=r.entropy,
+        solve_rate=r.solve_rate, tokens=TokenDetailOut(**r.tokens) if isinstance(r.tokens, dict) else None,
+    ) for r in rows]
+
+
+def read_steps(session: Session, run_id: int, who: Principal, min_step: int | None, max_step: int | None,
+               limit: int) -> RolloutSteps:
+    """The steps that hold rollouts, ascending."""
+    load_run(session, run_id, who)
+    query = select(G.step).where(G.run_id == run_id).distinct()
+    if min_step is not None:
+        query = query.where(G.step >= min_step)
+    if max_step is not None:
+        query = query.where(G.step <= max_step)
+    steps = list(session.scalars(query.order_by(G.step).limit(limit + 1)))
+    return RolloutSteps(run_id=run_id, steps=steps[:limit], truncated=len(steps) > limit)
+
+
+def recent_samples(session: Session, run_id: int, who: Principal, limit: int, min_step: int | None = None,
+                   max_step: int | None = None) -> SampleList:
+    """The earlier samples view: completions of the newest steps in [min_step, max_step]."""
+    load_run(session, run_id, who)
+    conds = [G.run_id == run_id]
+    if min_step is not None:
+        conds.append(G.step >= min_step)
+    if max_step is not None:
+        conds.append(G.step <= max_step)
+    rows = session.execute(
+        select(G.step, G.group_key, R.completion, R.reward, R.advantage).join(R, R.group_id == G.id)
+        .where(*conds).order_by(G.step.desc(), R.idx, G.rank).limit(limit)).all()
+    return SampleList(run_id=run_id, samples=[
+        SampleOut(step=r.step, text=r.completion, group=r.group_key or None, reward=r.reward,
+                  advantage=r.advantage) for r in rows])
+
