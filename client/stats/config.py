@@ -52,8 +52,6 @@ class StatsConfig:
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     # |A| <= zero_tol counts as a zero advantage (sign counts, masses, frac_zero).
     zero_tol: float = 1e-6
-    max_samples: int = 4
-    max_sample_chars: int = 4000
     # Diversity is computed on at most this many groups (spread evenly over the batch).
     diversity_max_groups: int = 64
     # n of the n-grams behind the mean pairwise Jaccard overlap.
@@ -80,7 +78,7 @@ class StatsConfig:
             if any(k < 1 for k in ks):
                 raise UsageError(f"pass_at_k values must be >= 1, got {ks}")
             self.pass_at_k = ks
-        for name in ("max_samples", "diversity_max_groups"):
+        for name in ("diversity_max_groups",):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.jaccard_n < 1:
