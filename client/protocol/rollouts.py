@@ -19,7 +19,7 @@ from dataclasses import dataclass
 __all__ = [
     "STEP_BYTES", "RUN_BYTES", "MAX_STEP_BYTES", "MAX_GROUPS", "MAX_GROUP_SIZE", "MAX_GROUP_KEY_CHARS",
     "MAX_PROMPT_CHARS", "MAX_COMPLETION_CHARS", "MAX_REWARD_PARTS", "MAX_DETAIL_TOKENS", "ZERO_TOL",
-    "SIGNS", "sign_of", "cut_middle", "prompt_id", "Interval", "parse_interval", "clean_text",
+    "SIGNS", "sign_of", "cut_middle", "cut_plan", "marker", "prompt_id", "Interval", "parse_interval", "clean_text",
 ]
 
 STEP_BYTES = 64 * 1024
@@ -49,22 +49,33 @@ def cut_middle(text: str, limit: int) -> tuple[str, int]:
 
     The tail is kept because that is where a completion gives its answer.
     """
-    if len(text) <= limit:
+    head, tail, cut, marked = cut_plan(len(text), limit)
+    if not cut:
         return text, 0
-    cut = len(text) - limit
+    if not marked:
+        return text[:head], cut
+    return text[:head] + marker(cut) + text[len(text) - tail:], cut
+
+
+def cut_plan(length: int, limit: int) -> tuple[int, int, int, bool]:
+    """(head, tail, cut, marked) of cut_middle for a text of `length` characters."""
+    limit = max(limit, 0)
+    if length <= limit:
+        return length, 0, 0, False
+    cut = length - limit
     for _ in range(4):  # the marker's length depends on the count it names: settle it
-        keep = limit - len(_marker(cut))
+        keep = limit - len(marker(cut))
         if keep < 0:
-            return text[:max(limit, 0)], len(text) - max(limit, 0)
-        if len(text) - keep == cut:
+            return limit, 0, length - limit, False  # no room for a marker: the head alone
+        if length - keep == cut:
             break
-        cut = len(text) - keep
+        cut = length - keep
     head = (keep * 2 + 2) // 3
-    tail = keep - head
-    return text[:head] + _marker(cut) + text[len(text) - tail:len(text)], cut
+    return head, keep - head, cut, True
 
 
-def _marker(cut: int) -> str:
+def marker(cut: int) -> str:
+    """The text that stands for `cut` characters left out."""
     return f"\n… [{cut:,} characters cut] …\n"
 
 

@@ -57,8 +57,7 @@ def _capped(ids: list[int], m: int) -> tuple[list[int], list[int] | None, int]:
 
 def _dense_row(h: dict, prefix: str, i: int) -> tuple[list[int], list[int] | None, int, np.ndarray]:
     ids = np.asarray(h[f"ro.{prefix}ids"][i]).astype(np.int64)
-    valid = h.get("ro.valid") if prefix == "" else None
-    ok = np.ones(len(ids), dtype=bool) if valid is None else np.asarray(valid[i]) != 0
+    ok = ids >= 0  # padding was copied as -1
     gap = int(np.asarray(h[f"ro.{prefix}gap"]).reshape(-1)[i])
     if gap <= 0:
         return ids[ok].tolist(), None, 0, ok
@@ -106,31 +105,47 @@ def _prompt_texts(h: dict, c: Chosen, cand: np.ndarray) -> list[str | None]:
     return [out[p] for p in plan]
 
 
+def _detail_ids(h: dict, c: Chosen, slot: int, row: int) -> tuple[list[int], np.ndarray] | None:
+    """A first-group row's ids and which copied positions they hold (None when cut to head and tail)."""
+    if c.completions_kind == "ids":
+        head, tail, _, ok = _dense_row(h, "", slot)
+        return None if tail is not None else (head, ok)
+    ids = _ids(pick(c.completions, np.array([row]))[0])
+    width = np.asarray(h["ro.d.ent"][slot]).shape[0]
+    return None if len(ids) > width else (ids, np.arange(width) < len(ids))
+
+
 def _token_detail(h: dict, c: Chosen, group: dict) -> None:
     """Per-token pieces, entropy and log-prob for a few completions of the first group:
     the largest positive and negative advantages first."""
     if not c.detail:
         return
-    by_size = sorted(range(len(group["completions"])), key=lambda j: -abs(group["completions"][j]["advantage"] or 0))
-    pos = [j for j in by_size if (group["completions"][j]["advantage"] or 0) > 0]
-    neg = [j for j in by_size if (group["completions"][j]["advantage"] or 0) <= 0]
+    items = group["completions"]
+    by_size = sorted(range(len(items)), key=lambda j: -abs(items[j]["advantage"] or 0))
+    pos = [j for j in by_size if (items[j]["advantage"] or 0) > 0]
+    neg = [j for j in by_size if (items[j]["advantage"] or 0) <= 0]
     picked = [j for pair in zip(pos, neg) for j in pair] + pos[len(neg):] + neg[len(pos):]
     for j in picked[:c.inputs.plan.config.token_detail]:
-        item = group["completions"][j]
-        slot = item.pop("_slot")
-        head, tail, gap, ok = _dense_row(h, "", slot)
-        if tail is not None:
+        item = items[j]
+        found = _detail_ids(h, c, item["_slot"], item["_row"])
+        if found is None:
             continue
+        ids, ok = found
         if c.inputs.decoder is not None:
-            pieces = c.inputs.decoder.pieces(head, item["text"])
+            pieces = c.inputs.decoder.pieces(ids, item["text"])
         else:
-            pieces = [("" if n == 0 else " ") + str(t) for n, t in enumerate(head)]
+            pieces = [("" if n == 0 else " ") + str(t) for n, t in enumerate(ids)]
         if pieces is None:
             continue
-        detail = {"text": pieces, "entropy": _rounded(h["ro.d.ent"][slot][ok])}
+        detail = {"text": pieces, "entropy": _rounded(np.asarray(h["ro.d.ent"][item["_slot"]])[ok])}
         if "ro.d.lp" in h:
-            detail["logprob"] = _rounded(h["ro.d.lp"][slot][ok])
+            detail["logprob"] = _rounded(np.asarray(h["ro.d.lp"][item["_slot"]])[ok])
         item["tokens"] = detail
+
+
+def _round(value: float | None) -> float | None:
+    # Five decimals of a mean entropy: past them it differs between devices and orders of summing.
+    return None if value is None else round(value, 5)
 
 
 def _rounded(values: Any) -> list[float | None]:
@@ -160,8 +175,8 @@ def finalize_rollouts(h: dict, meta: dict) -> list[dict]:
             if length is None and c.completion_lengths is not None:
                 length = float(c.completion_lengths[row])
             item = {"text": texts[i], "reward": _num(h, "ro.r", i), "advantage": _num(h, "ro.adv", i),
-                    "length": None if length is None else int(round(length)), "entropy": _num(h, "ro.ent", i),
-                    "_slot": i}
+                    "length": None if length is None else int(round(length)), "entropy": _round(_num(h, "ro.ent", i)),
+                    "_slot": i, "_row": row}
             if c.part_names:
                 item["rewards"] = {name: _num(h, f"ro.part{p}", i) for p, name in enumerate(c.part_names)}
             completions.append(item)

@@ -163,9 +163,8 @@ def reduce_rollouts(B: Any, inp: Any, g: Groups | None, adv: Any, r: Any, view: 
     if inp.completions_kind == "ids":
         ids = B.asarray(inp.completions, B.i64)[flat]
         ok = valid if valid is not None and view.t == ids.shape[1] else None
-        raw["ro.ids"], raw["ro.valid"], raw["ro.gap"] = head_tail(B, ids, ok, cfg.max_tokens)
-        if raw["ro.valid"] is None:
-            del raw["ro.valid"]
+        ids, ok, raw["ro.gap"] = head_tail(B, ids, ok, cfg.max_tokens)
+        raw["ro.ids"] = ids if ok is None else B.where(ok, ids, -1)  # -1: padding, one copy for both
     else:
         chosen.completions = inp.completions
     if inp.entropy is not None:
@@ -179,17 +178,19 @@ def reduce_rollouts(B: Any, inp: Any, g: Groups | None, adv: Any, r: Any, view: 
 
 def _detail(B: Any, inp: Any, cfg: Any, h: Any, valid: Any, gmax: int, raw: dict, chosen: Chosen) -> None:
     """Per-token entropy and log-prob of the first group's rows, aligned with their ids."""
-    if not cfg.token_detail or inp.completions_kind != "ids" or "ro.ids" not in raw:
+    if not cfg.token_detail:
         return
-    if inp.completions.shape[1] != h.shape[1]:
+    if inp.completions_kind == "ids":
+        if inp.completions.shape[1] != h.shape[1]:
+            return
+    elif inp.completions_kind != "ids_ragged" or inp.lengths is None or not np.array_equal(
+            inp.lengths, inp.completion_lengths):
         return
     first_valid = None if valid is None else valid[:gmax]
     raw["ro.d.ent"], _, _ = head_tail(B, h[:gmax], first_valid, cfg.max_tokens)
     if inp.logprobs is not None:
-        lp = _dense_tokens(B, inp, "logprobs")
-        rows = raw["ro.cand"][:1]
-        slot_rows = B.const(chosen.table, B.i64)[rows].reshape(-1)
-        lp = lp[B.where(slot_rows < 0, 0, slot_rows)]
+        slot_rows = B.const(chosen.table, B.i64)[raw["ro.cand"][:1]].reshape(-1)
+        lp = _dense_tokens(B, inp, "logprobs")[B.where(slot_rows < 0, 0, slot_rows)]
         raw["ro.d.lp"], _, _ = head_tail(B, lp, first_valid, cfg.max_tokens)
     chosen.detail = True
 

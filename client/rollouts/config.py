@@ -20,7 +20,7 @@ class RolloutConfig:
     # All steps of the run together: past half of it, fewer and fewer steps keep rollouts.
     run_bytes: int = RUN_BYTES
     # Groups considered per step, in the order of choice: what is copied off the device.
-    groups: int = 16
+    groups: int = 8
     # Long texts are cut in the middle so that at least this many whole groups fit the budget.
     min_groups: int = 4
     # The groups of most |A| mass come first, whatever their stratum.
@@ -28,7 +28,7 @@ class RolloutConfig:
     # Completions per step that also carry per-token entropy and log-probability (for shading).
     token_detail: int = 2
     # Tokens per completion copied off the device: its head and its tail beyond this.
-    max_tokens: int = 16_384
+    max_tokens: int = 4_096
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -11,8 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fadewatch.errors import UsageError
+from fadewatch.notices import Notices
 
 __all__ = ["Decoder", "ids_text"]
+
+_NOTICES = Notices()
 
 
 def ids_text(ids: list[int]) -> str:
@@ -35,19 +38,22 @@ class Decoder:
                              f"function from a list of token ids to text; got {type(tokenizer).__name__}")
 
     def texts(self, rows: list[list[int]]) -> list[str]:
+        """The text of each row; its ids as numbers when the tokenizer fails (it is the caller's code)."""
         if not rows:
             return []
-        out = list(self._decode(rows))
-        if len(out) != len(rows) or not all(isinstance(t, str) for t in out):
-            raise TypeError("the tokenizer's decode must return one string per list of ids")
+        try:
+            out = list(self._decode(rows))
+            if len(out) != len(rows) or not all(isinstance(t, str) for t in out):
+                raise TypeError("decode must return one string per list of ids")
+        except Exception as exc:  # noqa: BLE001 - never lose the step over the caller's tokenizer
+            _NOTICES.warning("decode", "fadewatch: the tokenizer failed to decode completions (%r); the "
+                             "rollouts show token ids instead", exc)
+            return [ids_text(row) for row in rows]
         return out
 
     def pieces(self, row: list[int], text: str) -> list[str] | None:
         """The text of each token, or None when they do not join to `text`."""
-        try:
-            parts = self.texts([[t] for t in row])
-        except Exception:  # noqa: BLE001 - shading is optional; the text itself was decoded
-            return None
+        parts = self.texts([[t] for t in row])
         return parts if "".join(parts) == text else None
 
 
