@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 
 from fadewatch.errors import UsageError
-from fadewatch.rollouts.build import finalize_rollouts
-from fadewatch.rollouts.choice import reduce_rollouts
 from fadewatch.stats.advantages import finalize_advantages, reduce_advantages
 from fadewatch.stats.backend import NumpyOps, TorchOps, is_torch, ops_for
 from fadewatch.stats.config import StatsConfig
@@ -150,7 +148,10 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
         reduce_groups(B, raw, g, s, adv, cfg)
     if g is not None and inp.completions is not None:
         reduce_diversity(inp, B, view, g, raw)
-    reduce_rollouts(B, inp, g, adv, r, view, raw, meta)
+    if inp.rollouts is not None:
+        from fadewatch.rollouts.choice import reduce_rollouts  # it builds on these modules: imported late
+
+        reduce_rollouts(B, inp, g, adv, r, view, raw, meta)
     _extras(B, inp, raw, meta)
     return Reduced(cfg, n, g.ng if g is not None else None, raw, meta)
 
@@ -172,7 +173,12 @@ def finalize(red: Reduced) -> StepStats:
             out.ratio(name, h[f"x.{name}.num"], h[f"x.{name}.den"], offsets[name])
         else:
             out.put(name, h.get(f"x.{name}"))
-    return StepStats(out.scalars, out.histograms, finalize_rollouts(h, red.meta), out.nonfinite)
+    rollouts = []
+    if "rollouts" in red.meta:
+        from fadewatch.rollouts.build import finalize_rollouts
+
+        rollouts = finalize_rollouts(h, red.meta)
+    return StepStats(out.scalars, out.histograms, rollouts, out.nonfinite)
 
 
 def compute(advantages: Any = None, rewards: Any = None, group_ids: Any = None,
