@@ -133,5 +133,6 @@ class RolloutPage(BaseModel):
 
 class RolloutSteps(BaseModel):
     run_id: int
-    steps: list[int] = Field(description="steps holding rollouts, ascending")
+    steps: list[int] = Field(description="steps holding rollouts, in the order asked for")
+    total: int = Field(description="steps holding rollouts in the range, over all pages")
     truncated: bool = Field(description="more steps match than limit")

@@ -71,8 +71,11 @@ def test_any_step_gives_whole_groups_with_both_signs_and_pages_never_split_them(
     assert _groups(_read(api, run_id, limit=2, order="asc"))[0] == (0, "s0g0", [0, 1, 2, 3])  # alone, whole
 
     steps = api.get(f"/runs/{run_id}/rollouts/steps").json()
-    assert steps == {"run_id": run_id, "steps": [0, 1, 2, 3, 4, 5], "truncated": False}
-    assert api.get(f"/runs/{run_id}/rollouts/steps", params={"limit": 2, "min_step": 3}).json()["steps"] == [3, 4]
+    assert steps == {"run_id": run_id, "steps": [0, 1, 2, 3, 4, 5], "total": 6, "truncated": False}
+    window = api.get(f"/runs/{run_id}/rollouts/steps", params={"limit": 2, "min_step": 3}).json()
+    assert (window["steps"], window["total"], window["truncated"]) == ([3, 4], 3, True)
+    last = api.get(f"/runs/{run_id}/rollouts/steps", params={"limit": 1, "max_step": 4, "order": "desc"}).json()
+    assert last["steps"] == [4]
 
 
 def test_filters_pick_groups_and_the_rollouts_shown(api):
@@ -102,7 +105,7 @@ def test_text_search_returns_only_matching_rollouts(api):
     run_id = _seed(api, "search")
     hits = _read(api, run_id, q="s3g2 ANSWER 1")["rollouts"]
     assert [(r["step"], r["group"], r["index"]) for r in hits] == [(3, "s3g2", 1)]
-    for q in ("<script>", "50% of_it", '"quoted" *', "NEAR(", "ünïcødé", "𝔘"):
+    for q in ("<script>", "50% OF_it", '"quoted" *', "NEAR(", "Ünïcødé", "𝔘"):
         found = _read(api, run_id, q=q)["rollouts"]
         assert [(r["step"], r["index"]) for r in found] == [(4, 1)], q
         assert found[0]["completion"] == HOSTILE

@@ -88,6 +88,9 @@ def test_a_heatmap_cell_opens_that_steps_rollouts_of_that_bin(page, seeded, dash
     assert "advantage=%5B1.5%2C1.6%29" in page.url and "step=5" in page.url
     page.wait_for_function("() => document.getElementById('ro-step-label').innerText.startsWith('step 5 ')")
     assert _shown(page) == ["s5 a 0"]
+    page.click("#ro-next")  # the next step with rollouts, same bin
+    page.wait_for_function("() => document.getElementById('ro-step-label').innerText.startsWith('step 6 ')")
+    page.wait_for_function("() => document.querySelector('.fw-rollout pre').innerText === 's6 a 0'")
 
     page.go_back()
     wait_for_graph(page, "run-diff-heatmap", "g.data.some(t => t.type === 'heatmap' && t.x.length === 10)")

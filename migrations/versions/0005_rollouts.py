@@ -1,7 +1,7 @@
 """Rollouts: whole groups of rollouts kept per step, with text search; steps.samples moves here.
 
 Text search (substring, case-insensitive): FTS5 tables with the trigram tokenizer on
-SQLite, kept by triggers; pg_trgm GIN indexes on PostgreSQL. pg_trgm is a trusted
+SQLite, kept by triggers, which LIKE reads; pg_trgm GIN indexes on PostgreSQL, which ILIKE reads. pg_trgm is a trusted
 extension (PostgreSQL 13+): the database's owner may create it. Where the migrating role
 may not, the indexes are left out with a warning and search reads the rows instead
 (docs/server.md says how to add them later).
@@ -24,11 +24,13 @@ depends_on = None
 log = logging.getLogger("alembic.runtime.migration")
 KEY_CHARS = 200
 
+# detail=none: the index records which rows hold each trigram, not where. LIKE still uses it
+# (then checks the candidates' text), at a fifth of the size of full detail.
 SQLITE_SEARCH = [
     "CREATE VIRTUAL TABLE rollouts_fts USING fts5(completion, content='rollouts', content_rowid='id', "
-    "tokenize='trigram')",
+    "tokenize='trigram', detail='none')",
     "CREATE VIRTUAL TABLE rollout_groups_fts USING fts5(prompt, content='rollout_groups', content_rowid='id', "
-    "tokenize='trigram')",
+    "tokenize='trigram', detail='none')",
     # Rows are only ever inserted and deleted (with their run): the index follows both.
     "CREATE TRIGGER rollouts_fts_insert AFTER INSERT ON rollouts BEGIN "
     "INSERT INTO rollouts_fts(rowid, completion) VALUES (new.id, new.completion); END",

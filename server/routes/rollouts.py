@@ -82,10 +82,11 @@ def rollout_steps(
     min_step: StepBound = None,
     max_step: StepBound = None,
     limit: int = Query(default=10_000, ge=1, le=100_000),
+    order: Literal["asc", "desc"] = "asc",
 ) -> RolloutSteps:
-    """The steps that hold rollouts, ascending: what a step picker offers."""
+    """The steps that hold rollouts, from the first (or the last, order=desc): what a step picker offers."""
     with db.transaction() as session:
-        return rollout_reads.read_steps(session, run_id, who, min_step, max_step, limit)
+        return rollout_reads.read_steps(session, run_id, who, min_step, max_step, limit, order)
 
 
 @router.get("/samples", response_model=SampleList, deprecated=True)

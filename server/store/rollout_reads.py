@@ -14,8 +14,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import and_, column, func, or_, select, table, text
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, column, func, or_, select, table
+from sqlalchemy.orm import Session, aliased
 
 from fadewatch.protocol.rollouts import ZERO_TOL, Interval, sign_of
 from fadewatch.server.auth import Principal
@@ -77,24 +77,34 @@ def _group_conditions(f: RolloutFilter) -> list:
     return conds
 
 
-def _like_pattern(q: str) -> str:
-    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _contains(column, q: str, fold: bool):
+    """column holds q: a LIKE pattern, escaped only where q has LIKE's own characters (SQLite's
+    trigram index does not take a LIKE with an ESCAPE clause). fold: ILIKE (PostgreSQL); SQLite's
+    LIKE ignores ASCII case by itself, and lower() around a column would hide it from the index."""
+    like = column.ilike if fold else column.like
+    if not any(c in q for c in "%_\\"):
+        return like(f"%{q}%")
+    return like("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", escape="\\")
 
 
-def _search(session: Session, q: str):
-    if session.get_bind().dialect.name == "sqlite" and len(q) >= 3:
-        # A quoted FTS5 phrase of trigrams: exactly the texts that hold q as a substring.
-        phrase = '"' + q.replace('"', '""') + '"'
-        in_completions = select(column("rowid")).select_from(table("rollouts_fts")).where(
-            text("rollouts_fts MATCH :completion_phrase").bindparams(completion_phrase=phrase))
-        in_prompts = select(column("rowid")).select_from(table("rollout_groups_fts")).where(
-            text("rollout_groups_fts MATCH :prompt_phrase").bindparams(prompt_phrase=phrase))
-        return or_(R.id.in_(in_completions), G.id.in_(in_prompts))
-    pattern = _like_pattern(q)
-    return or_(R.completion.ilike(pattern, escape="\\"), G.prompt.ilike(pattern, escape="\\"))
+def _search(session: Session, run_id: int, q: str):
+    """Rollouts whose completion, or whose group's prompt, holds q: each side found through its
+    own index (pg_trgm on PostgreSQL, the FTS5 trigram tables on SQLite)."""
+    if session.get_bind().dialect.name != "sqlite":
+        r, g = aliased(Rollout), aliased(RolloutGroup)
+        completions = select(r.id).where(r.run_id == run_id, _contains(r.completion, q, True))
+        prompts = select(g.id).where(g.run_id == run_id, _contains(g.prompt, q, True))
+    elif len(q) < 3:  # under a trigram: the run's own rows are read
+        return or_(_contains(R.completion, q, False), _contains(G.prompt, q, False))
+    else:
+        fts_completions = table("rollouts_fts", column("rowid"), column("completion"))
+        fts_prompts = table("rollout_groups_fts", column("rowid"), column("prompt"))
+        completions = select(fts_completions.c.rowid).where(_contains(fts_completions.c.completion, q, False))
+        prompts = select(fts_prompts.c.rowid).where(_contains(fts_prompts.c.prompt, q, False))
+    return or_(R.id.in_(completions), R.group_id.in_(prompts))
 
 
-def _rollout_conditions(session: Session, f: RolloutFilter) -> list:
+def _rollout_conditions(session: Session, run_id: int, f: RolloutFilter) -> list:
     conds = []
     if f.sign == "pos":
         conds.append(R.advantage > ZERO_TOL)
@@ -113,7 +123,7 @@ def _rollout_conditions(session: Session, f: RolloutFilter) -> list:
     if f.max_length is not None:
         conds.append(R.length <= f.max_length)
     if f.q:
-        conds.append(_search(session, f.q))
+        conds.append(_search(session, run_id, f.q))
     return conds
 
 
@@ -146,7 +156,7 @@ def read_page(session: Session, run_id: int, who: Principal, f: RolloutFilter, l
     gconds = [G.run_id == run_id, *_group_conditions(f)]
     if cursor:
         gconds.append(_after(cursor, f.order))
-    rconds = _rollout_conditions(session, f)
+    rconds = _rollout_conditions(session, run_id, f)
     order = (G.step.desc() if f.order == "desc" else G.step.asc(), G.rank.asc(), G.id.asc())
     if rconds:
         query = (select(G.id, G.step, G.rank, func.count(R.id)).join(R, R.group_id == G.id)
@@ -185,16 +195,18 @@ def _rollouts(session: Session, group_ids: list[int], rconds: list) -> list[Roll
 
 
 def read_steps(session: Session, run_id: int, who: Principal, min_step: int | None, max_step: int | None,
-               limit: int) -> RolloutSteps:
-    """The steps that hold rollouts, ascending."""
+               limit: int, order: str = "asc") -> RolloutSteps:
+    """The steps that hold rollouts in [min_step, max_step], from the first (or the last), and how many."""
     load_run(session, run_id, who)
-    query = select(G.step).where(G.run_id == run_id).distinct()
+    conds = [G.run_id == run_id]
     if min_step is not None:
-        query = query.where(G.step >= min_step)
+        conds.append(G.step >= min_step)
     if max_step is not None:
-        query = query.where(G.step <= max_step)
-    steps = list(session.scalars(query.order_by(G.step).limit(limit + 1)))
-    return RolloutSteps(run_id=run_id, steps=steps[:limit], truncated=len(steps) > limit)
+        conds.append(G.step <= max_step)
+    query = select(G.step).where(*conds).distinct().order_by(G.step.desc() if order == "desc" else G.step)
+    steps = list(session.scalars(query.limit(limit + 1)))
+    total = steps and session.scalar(select(func.count(G.step.distinct())).where(*conds))
+    return RolloutSteps(run_id=run_id, steps=steps[:limit], total=total or 0, truncated=len(steps) > limit)
 
 
 def recent_samples(session: Session, run_id: int, who: Principal, limit: int, min_step: int | None = None,

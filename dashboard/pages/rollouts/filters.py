@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fadewatch.protocol.rollouts import parse_interval
 
-__all__ = ["Filters", "from_query", "api_query", "inspector_path", "pick_step", "SIGN_OPTIONS", "bin_of"]
+__all__ = ["Filters", "from_query", "api_query", "inspector_path", "SIGN_OPTIONS", "bin_of"]
 
 SIGN_OPTIONS = [{"label": "any sign", "value": ""}, {"label": "A > 0 (pushed up)", "value": "pos"},
                 {"label": "A < 0 (pushed down)", "value": "neg"}, {"label": "A = 0 (no signal)", "value": "zero"}]
@@ -63,15 +63,6 @@ def inspector_path(run_id: int, **params) -> str:
     """Path of the inspector (under the dashboard prefix, without it) with these filters."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return f"runs/{int(run_id)}/rollouts" + (f"?{query}" if query else "")
-
-
-def pick_step(steps: list[int], wanted: int | None) -> int | None:
-    """Index of the step to show: the newest step at or before `wanted` (the newest of all if None)."""
-    if not steps:
-        return None
-    if wanted is None:
-        return len(steps) - 1
-    return max(bisect.bisect_right(steps, wanted) - 1, 0)
 
 
 def bin_of(edges: list[float], value: float) -> str | None:

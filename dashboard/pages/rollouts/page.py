@@ -43,13 +43,15 @@ def layout(run_id: str | None = None, **query):
     api = client()
     try:
         run = api.get(f"/runs/{rid}")
-        steps = api.get(f"/runs/{rid}/rollouts/steps")["steps"]
+        first = api.get(f"/runs/{rid}/rollouts/steps", limit=1)
+        last = api.get(f"/runs/{rid}/rollouts/steps", limit=1, order="desc")["steps"]
     except ApiError as exc:
         return error_state(exc, f"Run #{rid}")
     f = flt.from_query(query)
-    index = flt.pick_step(steps, f.get("step"))
+    lo, hi = (first["steps"][0], last[0]) if last else (0, 0)
+    wanted = f.get("step", hi)
     chips = [html.Span([f"{name} {f[key]} ", dcc.Link("✕", href=href(flt.inspector_path(
-        rid, **{**{k: v for k, v in f.items() if k != key}, "step": _step_at(steps, index)})), title="remove")],
+        rid, **{**{k: v for k, v in f.items() if k != key}, "step": wanted})), title="remove")],
         className="fw-chip") for key, name in (("advantage", "advantage in"), ("group", "group"),
                                                 ("prompt_id", "prompt"), ("q", "text"))
         if f.get(key) and key != "q"]
@@ -58,11 +60,12 @@ def layout(run_id: str | None = None, **query):
         html.H1(["Rollouts · ", dcc.Link(run["name"], href=href(f"runs/{rid}"))], className="fw-title"),
         html.P("Whole groups kept by the hook: all completions of a prompt, coloured by the sign and size of "
                "their advantage. Most |A| mass first; the rest drawn across signs and difficulty.", className="fw-hint"),
-        dcc.Store(id="ro-run", data=rid), dcc.Store(id="ro-steps", data=steps), dcc.Store(id="ro-fixed", data=f),
-        dcc.Store(id="ro-cursor"),
+        dcc.Store(id="ro-run", data={"id": rid, "steps": first["total"]}), dcc.Store(id="ro-fixed", data=f),
+        dcc.Store(id="ro-cursor"), dcc.Store(id="ro-current"),
         html.Div(className="fw-toolbar", children=[
             html.Button("◀", id="ro-prev", className="fw-button", n_clicks=0, title="previous step with rollouts"),
-            html.Div(dcc.Slider(id="ro-step", min=0, max=max(len(steps) - 1, 0), step=1, value=index, marks=None,
+            # Any step of the run; the nearest one at or before it that holds rollouts is shown.
+            html.Div(dcc.Slider(id="ro-step", min=lo, max=max(hi, lo + 1), step=1, value=wanted, marks=None,
                                 updatemode="mouseup", allow_direct_input=False), className="fw-slider", style={"flex": "1", "minWidth": "240px"}),
             html.Button("▶", id="ro-next", className="fw-button", n_clicks=0, title="next step with rollouts"),
             html.Span(id="ro-step-label", className="fw-meta"),
@@ -97,10 +100,6 @@ def layout(run_id: str | None = None, **query):
     ])
 
 
-def _step_at(steps: list[int], index) -> int | None:
-    return steps[index] if steps and isinstance(index, int) and 0 <= index < len(steps) else None
-
-
 def _filters(fixed, scope, sign, difficulty, min_reward, max_reward, min_length, max_length, q) -> dict:
     f = {k: v for k, v in (fixed or {}).items() if k in ("advantage", "group", "prompt_id")}
     f.update(scope=scope, sign=sign or None, difficulty=difficulty or None, min_reward=min_reward,
@@ -108,7 +107,7 @@ def _filters(fixed, scope, sign, difficulty, min_reward, max_reward, min_length,
     return {k: v for k, v in f.items() if v is not None}
 
 
-def _links(rid: int, step: int | None):
+def _links(rid: int):
     def prompt_href(r: dict) -> str:
         return href(flt.inspector_path(rid, prompt_id=r["prompt_id"], scope="run"))
 
@@ -117,14 +116,16 @@ def _links(rid: int, step: int | None):
     return prompt_href, group_href
 
 
-@callback(Output("ro-step", "value"), Input("ro-prev", "n_clicks"), Input("ro-next", "n_clicks"),
-          State("ro-step", "value"), State("ro-steps", "data"), prevent_initial_call=True)
-def move_step(_prev, _next, index, steps):
-    if not steps:
-        return no_update
-    index = 0 if index is None else index
-    index += -1 if ctx.triggered_id == "ro-prev" else 1
-    return min(max(index, 0), len(steps) - 1)
+def _resolve(api, rid: int, wanted, current, move: int | None) -> int | None:
+    """The step to show: the neighbour of `current` with rollouts (move -1 / +1), else the newest
+    step with rollouts at or before `wanted` (the first one after it when there is none)."""
+    path = f"/runs/{int(rid)}/rollouts/steps"
+    if move and current is not None:
+        found = (api.get(path, max_step=current - 1, order="desc", limit=1) if move < 0
+                 else api.get(path, min_step=current + 1, limit=1))["steps"]
+        return found[0] if found else current
+    found = api.get(path, max_step=wanted, order="desc", limit=1)["steps"] if wanted is not None else []
+    return found[0] if found else next(iter(api.get(path, min_step=wanted, limit=1)["steps"]), None)
 
 
 @callback(
@@ -135,34 +136,41 @@ def move_step(_prev, _next, index, steps):
     Output("ro-step-label", "children"),
     Output("ro-export-jsonl", "href"),
     Output("ro-export-parquet", "href"),
-    Input("ro-step", "value"), Input("ro-scope", "value"), Input("ro-sign", "value"),
+    Output("ro-current", "data"),
+    Output("ro-step", "value"),
+    Input("ro-step", "value"), Input("ro-prev", "n_clicks"), Input("ro-next", "n_clicks"),
+    Input("ro-scope", "value"), Input("ro-sign", "value"),
     Input("ro-difficulty", "value"), Input("ro-min-reward", "value"), Input("ro-max-reward", "value"),
     Input("ro-min-length", "value"), Input("ro-max-length", "value"), Input("ro-q", "value"),
     Input("ro-more", "n_clicks"),
-    State("ro-run", "data"), State("ro-steps", "data"), State("ro-fixed", "data"), State("ro-cursor", "data"),
+    State("ro-run", "data"), State("ro-fixed", "data"), State("ro-cursor", "data"), State("ro-current", "data"),
 )
-def show(index, scope, sign, difficulty, min_reward, max_reward, min_length, max_length, q, _more, rid, steps,
-         fixed, cursor):
-    more = ctx.triggered_id == "ro-more"
+def show(wanted, _prev, _next, scope, sign, difficulty, min_reward, max_reward, min_length, max_length, q, _more,
+         run, fixed, cursor, current):
+    trigger = ctx.triggered_id
+    more = trigger == "ro-more"
+    move = {"ro-prev": -1, "ro-next": 1}.get(trigger)
+    rid, api = run["id"], client()
     f = _filters(fixed, scope, sign, difficulty, min_reward, max_reward, min_length, max_length, q)
-    step = _step_at(steps, index)
-    params = flt.api_query(f, step)
-    label = (f"step {step:,} · {index + 1:,} of {len(steps):,} steps with rollouts" if step is not None
-             else "no rollouts logged yet")
-    if scope == "run":
-        label = "all steps" + (" of this prompt" if f.get("prompt_id") else "")
+    try:
+        step = current if more else _resolve(api, rid, wanted, current, move)
+        params = flt.api_query(f, step)
+        page = None if step is None and scope != "run" else api.get(
+            f"/runs/{int(rid)}/rollouts", limit=PAGE_ROLLOUTS, cursor=cursor if more else None, **params)
+    except ApiError as exc:
+        return (error_state(exc), None, {"display": "none"}, "", "", no_update, no_update, no_update, no_update)
     query = urlencode(params)
     jsonl, parquet = (href(f"export/runs/{int(rid)}/rollouts.{fmt}?") + query for fmt in ("jsonl", "parquet"))
-    if step is None and scope != "run":
+    if scope == "run":
+        label = "all steps" + (" of this prompt" if f.get("prompt_id") else "")
+    else:
+        label = f"step {step:,} · {run['steps']:,} steps hold rollouts" if step is not None else ""
+    slider = step if move and step is not None else no_update
+    if page is None:
         hint = empty_state("No rollouts logged yet.", "Pass prompts= and completions= to run.log() "
                            "(texts, or token ids with tokenizer=).")
-        return hint, None, {"display": "none"}, "", label, jsonl, parquet
-    try:
-        page = client().get(f"/runs/{int(rid)}/rollouts", limit=PAGE_ROLLOUTS,
-                            cursor=cursor if more else None, **params)
-    except ApiError as exc:
-        return error_state(exc), None, {"display": "none"}, "", label, no_update, no_update
-    cards = group_cards(page["rollouts"], *_links(rid, step))
+        return hint, None, {"display": "none"}, "", label, jsonl, parquet, step, slider
+    cards = group_cards(page["rollouts"], *_links(rid))
     if not cards and not more:
         cards = [empty_state("No rollouts match these filters.",
                              "Clear the sign, difficulty, reward, length or text filter, or pick another step.")]
@@ -172,4 +180,4 @@ def show(index, scope, sign, difficulty, min_reward, max_reward, min_length, max
         patch.extend(cards)
         cards, shown = patch, no_update
     style = {"display": "block"} if page["next_cursor"] else {"display": "none"}
-    return cards, page["next_cursor"], style, shown, label, jsonl, parquet
+    return cards, page["next_cursor"], style, shown, label, jsonl, parquet, step, slider
