@@ -147,3 +147,25 @@ def test_earlier_samples_are_rollouts_and_the_wire_is_checked(api):
         r = api.get(f"/runs/{run_id}/rollouts", params=params)
         assert r.status_code == 422, (params, r.text)
     assert api.get("/runs/999999/rollouts").status_code == 404
+
+
+def test_search_over_many_steps_finds_rare_and_common_text(api):
+    run_id = _run(api, "many")
+    records = [rollout_record(s, [rollout_group("g", f"prompt {s}", [1.0, -1.0],
+                                                texts=[f"common words {s}", f"more common words {s}"])])
+               for s in range(80)]
+    records[3]["rollouts"][0]["completions"][1]["text"] = "a rare needle"
+    _post(api, run_id, records)
+    rare = _read(api, run_id, q="RARE NEEDLE")
+    assert [(r["step"], r["index"]) for r in rare["rollouts"]] == [(3, 1)] and rare["next_cursor"] is None
+    seen, cursor = [], None
+    while True:
+        page = _read(api, run_id, q="common words", limit=3, **({"cursor": cursor} if cursor else {}))
+        assert 1 <= len(page["rollouts"]) <= 3
+        seen += [(r["step"], r["index"]) for r in page["rollouts"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [(s, i) for s in range(79, -1, -1) for i in range(2) if (s, i) != (3, 1)]
+    assert [r["step"] for r in _read(api, run_id, q="common words 1", order="asc", limit=1000)["rollouts"]] == [
+        1, 1, *[s for s in range(10, 20) for _ in range(2)]]

@@ -27,6 +27,8 @@ from fadewatch.server.store.runs import load_run
 __all__ = ["RolloutFilter", "BadCursor", "read_page", "read_steps", "recent_samples"]
 
 G, R = RolloutGroup, Rollout
+# A text search over many steps first reads the rows of this many steps, in page order.
+SEARCH_WINDOW = 64
 
 
 class BadCursor(ValueError):
@@ -87,10 +89,14 @@ def _contains(column, q: str, fold: bool):
     return like("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", escape="\\")
 
 
-def _search(session: Session, run_id: int, q: str):
+def _search(session: Session, run_id: int, q: str, direct: bool = False):
     """Rollouts whose completion, or whose group's prompt, holds q: each side found through its
-    own index (pg_trgm on PostgreSQL, the FTS5 trigram tables on SQLite)."""
-    if session.get_bind().dialect.name != "sqlite":
+    own index (pg_trgm on PostgreSQL, the FTS5 trigram tables on SQLite), or (direct) by reading
+    the rows the other conditions leave."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if direct:
+        return or_(_contains(R.completion, q, not sqlite), _contains(G.prompt, q, not sqlite))
+    if not sqlite:
         r, g = aliased(Rollout), aliased(RolloutGroup)
         completions = select(r.id).where(r.run_id == run_id, _contains(r.completion, q, True))
         prompts = select(g.id).where(g.run_id == run_id, _contains(g.prompt, q, True))
@@ -104,7 +110,7 @@ def _search(session: Session, run_id: int, q: str):
     return or_(R.id.in_(completions), R.group_id.in_(prompts))
 
 
-def _rollout_conditions(session: Session, run_id: int, f: RolloutFilter) -> list:
+def _rollout_conditions(session: Session, run_id: int, f: RolloutFilter, direct: bool = False) -> list:
     conds = []
     if f.sign == "pos":
         conds.append(R.advantage > ZERO_TOL)
@@ -123,7 +129,7 @@ def _rollout_conditions(session: Session, run_id: int, f: RolloutFilter) -> list
     if f.max_length is not None:
         conds.append(R.length <= f.max_length)
     if f.q:
-        conds.append(_search(session, run_id, f.q))
+        conds.append(_search(session, run_id, f.q, direct))
     return conds
 
 
@@ -149,6 +155,39 @@ def _after(cursor: str, order: str):
     return or_(later, and_(G.step == step, or_(G.rank > rank, and_(G.rank == rank, G.id > group_id))))
 
 
+def _groups_page(session: Session, gconds: list, rconds: list, order: str, limit: int) -> list:
+    """(group id, step, rank, rollouts shown) of the first limit + 1 groups with any rollout shown."""
+    keys = (G.step.desc() if order == "desc" else G.step.asc(), G.rank.asc(), G.id.asc())
+    if rconds:
+        query = (select(G.id, G.step, G.rank, func.count(R.id)).join(R, R.group_id == G.id)
+                 .where(*gconds, *rconds).group_by(G.id, G.step, G.rank))
+    else:
+        query = select(G.id, G.step, G.rank, G.size).where(*gconds)
+    return session.execute(query.order_by(*keys).limit(limit + 1)).all()
+
+
+def _fill(found: list, limit: int) -> list:
+    """The groups of one page: as many as `limit` rollouts hold, and at least one."""
+    taken, total = [], 0
+    for row in found:
+        if taken and total + row[3] > limit:
+            break
+        taken.append(row)
+        total += row[3]
+    return taken
+
+
+def _window(session: Session, gconds: list, order: str) -> tuple[object, bool]:
+    """A bound on the first SEARCH_WINDOW steps in page order, and whether it holds them all."""
+    steps = select(G.step).where(*gconds).distinct().order_by(
+        G.step.desc() if order == "desc" else G.step.asc()).limit(SEARCH_WINDOW).subquery()
+    edge, count = session.execute(select(
+        func.min(steps.c.step) if order == "desc" else func.max(steps.c.step), func.count())).one()
+    if edge is None:
+        return None, True
+    return (G.step >= edge if order == "desc" else G.step <= edge), count < SEARCH_WINDOW
+
+
 def read_page(session: Session, run_id: int, who: Principal, f: RolloutFilter, limit: int,
               cursor: str | None = None) -> RolloutPage:
     """Whole groups, newest step first (or oldest, order="asc"), as many as `limit` rollouts hold."""
@@ -156,22 +195,27 @@ def read_page(session: Session, run_id: int, who: Principal, f: RolloutFilter, l
     gconds = [G.run_id == run_id, *_group_conditions(f)]
     if cursor:
         gconds.append(_after(cursor, f.order))
-    rconds = _rollout_conditions(session, run_id, f)
-    order = (G.step.desc() if f.order == "desc" else G.step.asc(), G.rank.asc(), G.id.asc())
-    if rconds:
-        query = (select(G.id, G.step, G.rank, func.count(R.id)).join(R, R.group_id == G.id)
-                 .where(*gconds, *rconds).group_by(G.id, G.step, G.rank))
-    else:
-        query = select(G.id, G.step, G.rank, G.size).where(*gconds)
-    found = session.execute(query.order_by(*order).limit(limit + 1)).all()
-    taken, total = [], 0
-    for row in found:
-        if taken and total + row[3] > limit:
-            break
-        taken.append(row)
-        total += row[3]
+    direct = _rollout_conditions(session, run_id, f, direct=True)
+    found = taken = None
+    if f.q and f.step is not None:
+        found = _groups_page(session, gconds, direct, f.order, limit)  # one step's rows are few
+        taken = _fill(found, limit)
+    elif f.q:
+        # A search over many steps reads the rows of the first steps of the page first: a
+        # common text fills the page there at once; only a rarer one needs the index.
+        bound, whole = _window(session, gconds, f.order)
+        if bound is None:
+            found = taken = []
+        else:
+            found = _groups_page(session, [*gconds, bound], direct, f.order, limit)
+            taken = _fill(found, limit)
+            if not whole and len(taken) == len(found):
+                found = taken = None  # the window did not fill the page: search the whole range
+    if found is None:
+        found = _groups_page(session, gconds, _rollout_conditions(session, run_id, f), f.order, limit)
+        taken = _fill(found, limit)
     next_cursor = encode_cursor(*taken[-1][1:3], taken[-1][0]) if len(taken) < len(found) else None
-    return RolloutPage(run_id=run_id, rollouts=_rollouts(session, [row[0] for row in taken], rconds),
+    return RolloutPage(run_id=run_id, rollouts=_rollouts(session, [row[0] for row in taken], direct),
                        groups=len(taken), next_cursor=next_cursor)
 
 
