@@ -110,8 +110,8 @@ def test_legacy_trainer_step(server, server_url, verl_modules):
     _assert_step_stored(stored, 1, data.batch["advantages"], mask, reward, entropy)
     assert stored.series("actor/pg_loss")[1] == pytest.approx(-0.1)
     assert stored.series("timing_s/step")[1] == pytest.approx(12.5)
-    samples = stored.samples()[1]
-    assert samples and all(s["group"] in ("p0", "p1") for s in samples)
+    rollouts = stored.rollouts()[1]
+    assert rollouts and all(r["group"] in ("p0", "p1") and r["group_size"] == 4 for r in rollouts)
 
 
 def test_v1_trainer_step_and_failure(server, server_url, verl_modules):

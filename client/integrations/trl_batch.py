@@ -25,6 +25,7 @@ class _Generation:
     size: int            # rollouts, all processes together
     rewards: Any         # [size] weighted total reward (NaN where no reward function scored)
     texts: list[str] | None
+    prompts: list[str] | None = None
 
 
 def _text(completion: Any) -> str:
@@ -73,11 +74,15 @@ class StepBatch:
             weights = trainer.reward_weights.to(per_func.device, per_func.dtype)
             rewards = (per_func * weights.unsqueeze(0)).nansum(dim=1)
             rewards[torch.isnan(per_func).all(dim=1)] = float("nan")
-        texts = None
-        logged = getattr(trainer, "_logs", {}).get("completion")
+        texts = prompts = None
+        logs = getattr(trainer, "_logs", {})
+        logged = logs.get("completion")
         if logged is not None and len(logged) >= size:
             texts = [_text(c) for c in list(logged)[-size:]]
-        self._generations.append(_Generation(self._next_offset, size, rewards, texts))
+        logged = logs.get("prompt")  # the same rows, for the rollout inspector
+        if texts is not None and logged is not None and len(logged) >= size:
+            prompts = [_text(p) for p in list(logged)[-size:]]
+        self._generations.append(_Generation(self._next_offset, size, rewards, texts, prompts))
         self._next_offset += size
         del self._generations[:-8]  # a step never reaches further back than a few generations
 
@@ -150,18 +155,20 @@ class StepBatch:
         for key in ("entropy", "logprobs", "mask"):
             if step[key] is not None:
                 out[key] = step[key][order]
-        rewards, texts = self._lookup(host_rows.tolist())
+        rewards, texts, prompts = self._lookup(host_rows.tolist())
         if rewards is not None:
             out["rewards"] = rewards.to(rows.device) if rewards.device != rows.device else rewards
         if texts is not None:
             out["completions"] = texts
+            if prompts is not None:
+                out["prompts"] = prompts
         return out
 
-    def _lookup(self, rows: list[int]) -> tuple[Any, list[str] | None]:
-        """Rewards and texts of these global rollout indices (ascending), from the generations kept."""
+    def _lookup(self, rows: list[int]) -> tuple[Any, list[str] | None, list[str] | None]:
+        """Rewards, texts and prompts of these global rollout indices (ascending), from the generations kept."""
         import torch
 
-        matched, rewards, texts = 0, [], []
+        matched, rewards, texts, prompts = 0, [], [], []
         for gen in self._generations:  # ascending offsets, so the pieces come in the rows' order
             local = [r - gen.offset for r in rows if gen.offset <= r < gen.offset + gen.size]
             if not local:
@@ -172,6 +179,8 @@ class StepBatch:
             else:
                 rewards = None
             texts = texts + [gen.texts[i] for i in local] if texts is not None and gen.texts is not None else None
+            prompts = (prompts + [gen.prompts[i] for i in local]
+                       if prompts is not None and gen.prompts is not None else None)
         if matched != len(rows):
-            return None, None
-        return (torch.cat(rewards) if rewards else None), texts
+            return None, None, None
+        return (torch.cat(rewards) if rewards else None), texts, prompts

@@ -26,7 +26,7 @@ class Capture:
         self.entropy: Any = None
         self.entropy_mask: Any = None
         self.data: Any = None          # the DataProto the advantage function returned
-        self.tokenizer: Any = None     # the trainer's, to turn response ids into text
+        self.tokenizer: Any = None     # the trainer's: the hook decodes the rollouts it keeps with it
         self.failure: BaseException | None = None
 
     def on_entropy(self, loss_mat: Any, loss_mask: Any) -> None:
@@ -62,14 +62,13 @@ class Capture:
         if entropy is not None and tuple(entropy.shape) == tuple(response_mask.shape):
             out["entropy"] = entropy
         if "responses" in keys and tuple(batch["responses"].shape) == tuple(response_mask.shape):
-            out["completions"] = self._completions(batch["responses"], response_mask)
+            # Token ids and the tokenizer: only the rollouts the hook keeps are decoded, off this thread.
+            out["completions"] = batch["responses"]
+            if "prompts" in keys and batch["prompts"].shape[0] == response_mask.shape[0]:
+                out["prompts"] = batch["prompts"]  # left padding is a special token: skipped when decoded
+            if self.tokenizer is not None:
+                out["tokenizer"] = self.tokenizer
         return out
-
-    def _completions(self, responses: Any, mask: Any) -> Any:
-        if self.tokenizer is None:
-            return responses
-        rows = [ids[m.bool()].tolist() for ids, m in zip(responses.cpu(), mask.cpu())]
-        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
 CAPTURE = Capture()
