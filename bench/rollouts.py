@@ -56,7 +56,7 @@ def make_records(steps: int, prompts: int, path: Path) -> dict:
     budget = RunBudget(config)
     shape = RunShape(steps=steps, difficulty_histograms=True, samples=0)
     rng = np.random.default_rng(0)
-    kept, wire, started = 0, 0, time.perf_counter()
+    kept, wire, last, started = 0, 0, None, time.perf_counter()
     with path.open("w") as out:
         for step in range(steps):
             record = step_record(shape, step, rng)
@@ -66,11 +66,11 @@ def make_records(steps: int, prompts: int, path: Path) -> dict:
                 size = rollout_bytes(groups)
                 if budget.admit(size):
                     record["rollouts"] = groups
-                    kept, wire = kept + 1, wire + size
+                    kept, wire, last = kept + 1, wire + size, step
             out.write(json.dumps(record) + "\n")
             if step % 1000 == 999:
                 print(f"  made {step + 1:,} steps ({time.perf_counter() - started:.0f} s)", flush=True)
-    return {"steps": steps, "kept": kept, "wire": wire}
+    return {"steps": steps, "kept": kept, "wire": wire, "last": last}
 
 
 def post(url: str, path: Path) -> int:
@@ -191,7 +191,8 @@ def measure(db: str, records: Path, made: dict, loads: int) -> None:
             if ctx:
                 ctx.__exit__(None, None, None)
     kept = made["kept"]
-    print(f"\n{db}: {made['steps']:,} steps, {kept:,} kept rollouts; ingest {made['steps'] / ingest:,.0f} steps/s")
+    print(f"\n{db}: {made['steps']:,} steps, {kept:,} kept rollouts (the last at step {made['last']:,}); "
+          f"ingest {made['steps'] / ingest:,.0f} steps/s")
     print(f"  wire    {made['wire'] / kept / 1024:,.1f} KiB per kept step, {made['wire'] / 2**20:,.1f} MiB in all")
     print(f"  stored  {stored / kept / 1024:,.1f} KiB per kept step, {stored / 2**20:,.1f} MiB in all "
           f"({stored / made['wire']:.2f} x the wire bytes)")

@@ -131,13 +131,13 @@ def shoot(url: str, ids: dict[str, int], long_run: int, long_steps: int, out: Pa
                                 clip={"x": 0, "y": 0, "width": 1440, "height": 2200})
 
             # The rollout inspector: the long run's groups at a middle step, and the demo's
-            # digit strings shaded by token entropy.
+            # digit strings shaded by token entropy (FADE's run, early, while entropy is high).
             page.goto(f"{url}/runs/{long_run}/rollouts?step={long_steps // 2}")
             page.wait_for_selector(".fw-group-card")
             page.wait_for_timeout(1500)
             page.screenshot(path=out / f"rollouts-{theme}.png")
             if theme == "dark":
-                page.goto(f"{url}/runs/{psr}/rollouts")
+                page.goto(f"{url}/runs/{fade}/rollouts?step=40")
                 page.wait_for_selector(".fw-group-card .fw-token")
                 page.wait_for_timeout(1000)
                 page.screenshot(path=out / "demo-rollouts.png")

@@ -29,7 +29,8 @@ def _number_input(id_: str, placeholder: str, value) -> dcc.Input:
 def _difficulty_options(run_id: int) -> list[dict]:
     """The difficulty bins of this run's hook, read from its difficulty histogram's labels."""
     try:
-        labels = client().get(f"/runs/{int(run_id)}/histograms", name="difficulty/groups", max_steps=1).get("labels") or []
+        matrix = client().get(f"/runs/{int(run_id)}/histograms", name="difficulty/groups", max_steps=1)
+        labels = matrix.get("labels") or []
     except ApiError:
         labels = []
     return [{"label": "any difficulty", "value": ""}] + [{"label": f"solve rate {x}", "value": x} for x in labels]
@@ -39,7 +40,8 @@ def layout(run_id: str | None = None, **query):
     try:
         rid = int(run_id)
     except (TypeError, ValueError):
-        return empty_state("No such run.", "The inspector lives at /runs/<id>/rollouts: pick a run from the runs list.")
+        return empty_state("No such run.",
+                           "The inspector lives at /runs/<id>/rollouts: pick a run from the runs list.")
     api = client()
     try:
         run = api.get(f"/runs/{rid}")
@@ -50,11 +52,10 @@ def layout(run_id: str | None = None, **query):
     f = flt.from_query(query)
     lo, hi = (first["steps"][0], last[0]) if last else (0, 0)
     wanted = f.get("step", hi)
-    chips = [html.Span([f"{name} {f[key]} ", dcc.Link("✕", href=href(flt.inspector_path(
-        rid, **{**{k: v for k, v in f.items() if k != key}, "step": wanted})), title="remove")],
-        className="fw-chip") for key, name in (("advantage", "advantage in"), ("group", "group"),
-                                                ("prompt_id", "prompt"), ("q", "text"))
-        if f.get(key) and key != "q"]
+    # Filters that came with the link (a heatmap cell, a group, a prompt), each removable.
+    chips = [html.Span([f"{name} {f[key]} ", dcc.Link("✕", title="remove", href=href(flt.inspector_path(
+        rid, **{**{k: v for k, v in f.items() if k != key}, "step": wanted})))], className="fw-chip")
+        for key, name in (("advantage", "advantage in"), ("group", "group"), ("prompt_id", "prompt")) if f.get(key)]
     pyarrow = importlib.util.find_spec("pyarrow") is not None
     return html.Div([
         html.H1(["Rollouts · ", dcc.Link(run["name"], href=href(f"runs/{rid}"))], className="fw-title"),
@@ -66,7 +67,8 @@ def layout(run_id: str | None = None, **query):
             html.Button("◀", id="ro-prev", className="fw-button", n_clicks=0, title="previous step with rollouts"),
             # Any step of the run; the nearest one at or before it that holds rollouts is shown.
             html.Div(dcc.Slider(id="ro-step", min=lo, max=max(hi, lo + 1), step=1, value=wanted, marks=None,
-                                updatemode="mouseup", allow_direct_input=False), className="fw-slider", style={"flex": "1", "minWidth": "240px"}),
+                                updatemode="mouseup", allow_direct_input=False),
+                     className="fw-slider", style={"flex": "1", "minWidth": "240px"}),
             html.Button("▶", id="ro-next", className="fw-button", n_clicks=0, title="next step with rollouts"),
             html.Span(id="ro-step-label", className="fw-meta"),
         ]),
