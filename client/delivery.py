@@ -6,10 +6,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from fadewatch.api_client import ApiClient, Reply
 from fadewatch.spool import Entry, Spool
+
+if TYPE_CHECKING:
+    from fadewatch.api_client import ApiClient, Reply
 
 __all__ = ["Backoff", "Clock", "Outcome", "deliver"]
 

@@ -12,7 +12,6 @@ import enum
 import json
 import math
 import numbers
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -21,17 +20,15 @@ from typing import Any
 import numpy as np
 
 from fadewatch.errors import UsageError
+from fadewatch.protocol.names import METRIC_NAME_RULE, is_metric_name
 
 __all__ = ["DeferredScalars", "check_name", "config_to_json", "encode", "is_tensor", "on_accelerator", "take_scalar"]
 
-_NAME = re.compile(r"[A-Za-z0-9_\-./@:\[\] ]{1,200}")
-
 
 def check_name(name: object, what: str = "scalar") -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise UsageError(
-            f"{what} name {name!r} is invalid: use 1-200 letters, digits, spaces and _ - . / @ : [ ]"
-        )
+    """``name`` if it is a metric name (fadewatch.protocol.names), else a UsageError."""
+    if not is_metric_name(name):
+        raise UsageError(f"{what} name {name!r} is invalid: use {METRIC_NAME_RULE}")
     return name
 
 

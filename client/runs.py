@@ -10,31 +10,33 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fadewatch.api_client import ApiClient
 from fadewatch.delivery import Backoff, Clock
 from fadewatch.errors import UsageError
 from fadewatch.notices import Notices, logger
+from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_STEP
+from fadewatch.protocol.names import DISPLAY_NAME_RULE, display_name_problem
 from fadewatch.records import DeferredScalars, check_name, config_to_json, on_accelerator, take_scalar
 from fadewatch.counters import Counters
-from fadewatch.sender import Sender
 from fadewatch.settings import Settings
 from fadewatch.spool import Spool
 from fadewatch.stats_worker import BoundedQueue, Job, StatsWorker
 
+if TYPE_CHECKING:
+    from fadewatch.sender import Sender
+
 __all__ = ["Run", "STATUSES"]
 
 STATUSES = ("finished", "failed", "crashed")
-ERROR_CHARS = 2000  # the server keeps this much of a run's error
 
 
 def _check_step(step: object) -> int:
     if isinstance(step, bool) or not hasattr(step, "__index__") or on_accelerator(step):
         raise UsageError(f"step must be a non-negative int, got {step!r}")
     value = step.__index__()
-    if value < 0:
-        raise UsageError(f"step must be a non-negative int, got {value}")
+    if not 0 <= value <= MAX_STEP:
+        raise UsageError(f"step must be an int from 0 to {MAX_STEP}, got {value}")
     return value
 
 
@@ -56,12 +58,13 @@ def _describe_error(error: object) -> str | None:
         error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     if not isinstance(error, str):
         raise UsageError(f"error must be an exception or a string, got {type(error).__name__}")
-    return error[:ERROR_CHARS]
+    return error[:MAX_ERROR_CHARS]
 
 
 def _check_display_name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise UsageError(f"{what} must be 1-200 printable characters, got {value!r}")
+    problem = display_name_problem(value)
+    if problem:
+        raise UsageError(f"{what} must be {DISPLAY_NAME_RULE} ({problem}), got {value!r}")
     return value
 
 
@@ -106,6 +109,10 @@ class Run:
         self._spool = Spool.create(settings.spool_dir, self.project, self.name, self.config)
         self._queue = BoundedQueue(int(queue_size))
         if self.mode == "online":
+            # Here, not at the top: offline and disabled runs never load the HTTP stack.
+            from fadewatch.api_client import ApiClient
+            from fadewatch.sender import Sender
+
             api = ApiClient(settings.url, settings.token, transport=transport)
             self._sender = Sender(api, self._spool, self._counters, clock=clock, backoff=backoff,
                                   batch_size=batch_size, interval=batch_interval)

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-__all__ = ["create_dash_app", "build_report", "ReadClient", "serve"]
+__all__ = ["create_dash_app", "build_report", "serve"]
 
 
 def __getattr__(name: str):
-    # Lazy, so `fadewatch.dashboard.api` and the figure builders import without starting Dash.
+    # Lazy, so the figure builders import without starting Dash.
     if name == "create_dash_app":
         from fadewatch.dashboard.app import create_dash_app
 
@@ -19,10 +19,6 @@ def __getattr__(name: str):
         from fadewatch.dashboard.report import build_report
 
         return build_report
-    if name == "ReadClient":
-        from fadewatch.dashboard.api import ReadClient
-
-        return ReadClient
     if name == "serve":
         from fadewatch.dashboard.serve import serve
 

@@ -1,4 +1,4 @@
-"""Per-request access to the app's settings and read client, from inside callbacks and layouts.
+"""Per-request access to the app's settings and API client, from inside callbacks and layouts.
 
 Several dashboards can live in one process (tests, the server and a standalone one), so
 nothing is global: each Flask app carries its DashboardConfig, and the client for a request
@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 
 import flask
 
-from fadewatch.dashboard.api import ReadClient
+from fadewatch.api_client import ApiClient
 
-__all__ = ["DashboardConfig", "CONFIG_KEY", "API_URL_ENVIRON", "TOKEN_COOKIE", "config", "client", "href"]
+__all__ = ["DashboardConfig", "CONFIG_KEY", "API_URL_ENVIRON", "TOKEN_COOKIE", "API_TIMEOUT_S", "config", "client",
+           "href"]
 
 CONFIG_KEY = "FADEWATCH_DASHBOARD"
 API_URL_ENVIRON = "fadewatch.api_url"  # set by the mount: the server's own address
 TOKEN_COOKIE = "fadewatch_token"
+# Reads of a long run take longer than the hook's batch posts (the client's default).
+API_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -30,7 +33,7 @@ class DashboardConfig:
     _clients: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def client_for(self, base_url: str, token: str | None) -> ReadClient:
+    def client_for(self, base_url: str, token: str | None) -> ApiClient:
         """One pooled client per (address, token): connections are reused across callbacks."""
         key = (base_url, token)
         with self._lock:
@@ -40,7 +43,7 @@ class DashboardConfig:
                     for old in self._clients.values():
                         old.close()
                     self._clients.clear()
-                found = self._clients[key] = ReadClient(base_url, token)
+                found = self._clients[key] = ApiClient(base_url, token, timeout=API_TIMEOUT_S)
             return found
 
 
@@ -48,8 +51,8 @@ def config() -> DashboardConfig:
     return flask.current_app.config[CONFIG_KEY]
 
 
-def client() -> ReadClient:
-    """The read client for the current request."""
+def client() -> ApiClient:
+    """The API client for the current request."""
     cfg = config()
     base = cfg.api_url or flask.request.environ.get(API_URL_ENVIRON)
     if not base:

@@ -9,8 +9,9 @@ import re
 
 import flask
 
-from fadewatch.dashboard.api import MAX_POINTS_LIMIT, ApiError, NotFoundError, Unauthorized
 from fadewatch.dashboard.context import client
+from fadewatch.errors import NotFoundError, ServerError, Unauthorized
+from fadewatch.protocol.limits import MAX_POINTS
 
 __all__ = ["register_exports", "csv_rows", "rollout_rows", "ROLLOUT_FILTERS"]
 
@@ -33,8 +34,8 @@ def csv_rows(api, run_id: int, keys: list[str], last_step: int | None):
         return
     start = 0
     while start <= last_step:
-        end = start + MAX_POINTS_LIMIT - 1
-        data = api.series(run_id, keys, max_points=MAX_POINTS_LIMIT, min_step=start, max_step=end)["series"]
+        end = start + MAX_POINTS - 1
+        data = api.series(run_id, keys, max_points=MAX_POINTS, min_step=start, max_step=end)["series"]
         rows: dict[int, list] = {}
         for j, key in enumerate(keys):
             p = data.get(key) or {"steps": [], "values": []}
@@ -70,7 +71,7 @@ def _parquet(rows: list[dict]) -> bytes:
     return buf.getvalue()
 
 
-def _error(exc: ApiError):
+def _error(exc: ServerError):
     status = 401 if isinstance(exc, Unauthorized) else 404 if isinstance(exc, NotFoundError) else 502
     return flask.Response(str(exc), status=status, mimetype="text/plain")
 
@@ -87,7 +88,7 @@ def register_exports(server: flask.Flask, prefix: str) -> None:
             writer = csv.writer(buf)
             for row in csv_rows(api, run_id, keys, run.get("last_step")):
                 writer.writerow(row)
-        except ApiError as exc:
+        except ServerError as exc:
             return _error(exc)
         name = f"run-{run_id}.csv" if not raw else f"run-{run_id}-{len(keys)}-series.csv"
         return flask.Response(buf.getvalue(), mimetype="text/csv",
@@ -100,7 +101,7 @@ def register_exports(server: flask.Flask, prefix: str) -> None:
         params = {k: v for k, v in flask.request.args.items() if k in ROLLOUT_FILTERS}
         try:
             rows = list(rollout_rows(client(), run_id, params))
-        except ApiError as exc:
+        except ServerError as exc:
             return _error(exc)
         name = f"run-{run_id}-rollouts.{fmt}"
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -119,7 +120,7 @@ def register_exports(server: flask.Flask, prefix: str) -> None:
 
         try:
             text = build_report(client(), run_id)
-        except ApiError as exc:
+        except ServerError as exc:
             return _error(exc)
         return flask.Response(text, mimetype="text/html", headers={
             "Content-Disposition": f'attachment; filename="run-{run_id}.html"',

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 from fadewatch import __version__
+from fadewatch.api_client import ApiClient
+from fadewatch.dashboard.context import API_TIMEOUT_S
 from fadewatch.dashboard.pages.run import loading
-from fadewatch.dashboard.api import ApiError, NotFoundError, ReadClient, Unauthorized, Unavailable
 from fadewatch.dashboard.figures.histograms import distribution_figure
 from fadewatch.dashboard.ui import fmt_age
+from fadewatch.errors import NotFoundError, ServerError, Unauthorized, Unavailable
 
 __all__ = ["build_report", "write_report", "ReportError"]
 
@@ -35,7 +37,7 @@ def _script_json(value) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).replace("<", "\\u003c")
 
 
-def _figures(api: ReadClient, run: dict) -> tuple[dict, dict]:
+def _figures(api: ApiClient, run: dict) -> tuple[dict, dict]:
     rid = run["id"]
     figs, users, _ = loading.load_series(api, run)
     heat, bands, _ = loading.load_heat(api, rid, "advantages", "advantage A",
@@ -49,16 +51,16 @@ def _figures(api: ReadClient, run: dict) -> tuple[dict, dict]:
     return figs, users
 
 
-def _rollouts(api: ReadClient, run_id: int) -> list[dict]:
+def _rollouts(api: ApiClient, run_id: int) -> list[dict]:
     """The newest step's first groups of rollouts."""
     try:
         rows = api.get(f"/runs/{int(run_id)}/rollouts", limit=16)["rollouts"]
-    except (ApiError, KeyError, TypeError):
+    except (ServerError, KeyError, TypeError):
         return []
     return [r for r in rows if r["step"] == rows[0]["step"]]
 
 
-def build_report(api: ReadClient, run_id: int) -> str:
+def build_report(api: ApiClient, run_id: int) -> str:
     """The report's HTML; every string from the run is escaped, so it renders as text."""
     from plotly.offline import get_plotlyjs
 
@@ -128,7 +130,7 @@ def write_report(api_url: str, run_id: int, output: str | Path, token: str | Non
     """Fetch the run from the server at `api_url` and write its report to `output`."""
     out = Path(output)
     try:
-        with ReadClient(api_url, token) as api:
+        with ApiClient(api_url, token, timeout=API_TIMEOUT_S) as api:
             text = build_report(api, run_id)
     except Unauthorized as exc:
         raise ReportError(f"{api_url} needs an API token: pass --token or set FADEWATCH_TOKEN") from exc
@@ -136,7 +138,7 @@ def write_report(api_url: str, run_id: int, output: str | Path, token: str | Non
         raise ReportError(f"run {run_id} is not on {api_url} (or belongs to another project)") from exc
     except Unavailable as exc:
         raise ReportError(f"could not read from {api_url}: {exc}; is `fadewatch server` running there?") from exc
-    except ApiError as exc:
+    except ServerError as exc:
         raise ReportError(str(exc)) from exc
     out.write_text(text, encoding="utf-8")
     return out

@@ -7,7 +7,7 @@ import time
 
 from dash import dcc, html
 
-from fadewatch.dashboard.api import ApiError, NotFoundError, Unauthorized, Unavailable
+from fadewatch.errors import NotFoundError, ServerError, Unauthorized, Unavailable
 
 __all__ = ["graph", "section", "empty_state", "error_state", "badge", "fmt_num", "fmt_signed", "fmt_age",
            "token_form", "GRAPH_CONFIG"]
@@ -60,7 +60,7 @@ def error_state(exc: Exception, what: str = "") -> html.Div:
     if isinstance(exc, Unavailable):
         return empty_state("The fadewatch server does not answer.",
                            "Start it with `fadewatch server`; this page retries by itself.")
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ServerError):
         return empty_state("The server refused the request.", str(exc))
     raise exc
 

@@ -10,12 +10,13 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, HTTPException, Path, Query, Request
 
+from fadewatch.protocol.limits import MAX_STEP
 from fadewatch.server.alerts.evaluation.engine import AlertContext
 from fadewatch.server.auth import OPEN, Principal, hash_token
 from fadewatch.server.db import Database
 from fadewatch.server.http.metrics import ServerMetrics
 from fadewatch.server.ingest import IngestService
-from fadewatch.server.schemas import MAX_STEP, DisplayName
+from fadewatch.server.schemas import DisplayName
 from fadewatch.server.settings import ServerSettings, is_loopback_host
 from fadewatch.server.store import tokens
 

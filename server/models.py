@@ -20,6 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH
+from fadewatch.protocol.rollouts import MAX_GROUP_KEY_CHARS
+
 __all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "RolloutGroup",
            "Rollout", "ApiToken", "JsonDoc", "RowId", "utcnow", "SEARCH_INDEXES", "in_models"]
 
@@ -49,7 +52,7 @@ class Project(Base):
     __tablename__ = "projects"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -62,7 +65,7 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
     status: Mapped[str] = mapped_column(String(16), default="running")
     config: Mapped[dict | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -73,7 +76,7 @@ class Run(Base):
     summary: Mapped[dict | None] = mapped_column(JsonDoc, nullable=True)
     step_count: Mapped[int] = mapped_column(BigInteger, default=0)
     # What ended a failed or crashed run ("ValueError: ..."), as its trainer reported it.
-    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(MAX_ERROR_CHARS), nullable=True)
 
 
 class Step(Base):
@@ -98,7 +101,7 @@ class HistogramRow(Base):
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Plain JSON even on PostgreSQL: never queried inside, and text is cheaper to write.
     data: Mapped[dict] = mapped_column(JSON)
@@ -126,7 +129,7 @@ class HistogramBlock(Base):
     run_id: Mapped[int] = mapped_column(
         ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
     )
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # JSON text, parsed by the reader: never queried inside.
@@ -148,7 +151,7 @@ class RolloutGroup(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     # Order of the hook's choice within the step: the groups of most |A| mass first.
     rank: Mapped[int] = mapped_column(Integer)
-    group_key: Mapped[str] = mapped_column(String(200))
+    group_key: Mapped[str] = mapped_column(String(MAX_GROUP_KEY_CHARS))
     prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
     prompt_cut: Mapped[int] = mapped_column(Integer, default=0)
     # fadewatch.protocol.rollouts.prompt_id of the prompt: the same prompt at other steps.

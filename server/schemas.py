@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH, MAX_SAMPLE_CHARS, MAX_STEP
+from fadewatch.protocol.names import check_display_name, check_metric_name
 from fadewatch.protocol.rollouts import MAX_GROUPS
 from fadewatch.server.rollout_schemas import RolloutGroupIn, group_key
 
@@ -36,30 +37,10 @@ __all__ = [
     "SampleList",
 ]
 
-_METRIC_NAME = re.compile(r"[A-Za-z0-9_\-./@:\[\] ]+")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _metric_name(value: str) -> str:
-    if not _METRIC_NAME.fullmatch(value):
-        raise ValueError(
-            "metric names may hold letters, digits, spaces and _ - . / @ : [ ] only"
-        )
-    return value
-
-
-def _display_name(value: str) -> str:
-    if _CONTROL_CHARS.search(value):
-        raise ValueError("names may not contain control characters")
-    if not value.strip():
-        raise ValueError("name must not be blank")
-    return value
-
-
-MetricName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_metric_name)]
-DisplayName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_display_name)]
+# The rules are fadewatch.protocol's; the length bounds stay on the Field for the OpenAPI.
+MetricName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_metric_name)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_display_name)]
 RunStatus = Literal["running", "finished", "failed", "crashed"]
-MAX_STEP = 2**62
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -141,7 +122,7 @@ class Sample(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=20_000)
+    text: str = Field(max_length=MAX_SAMPLE_CHARS)
     group: str | int | None = None
     reward: OptionalFloat = None
     advantage: OptionalFloat = None
@@ -203,7 +184,7 @@ class RunPatch(BaseModel):
 
     status: RunStatus
     error: str | None = Field(
-        default=None, max_length=2000,
+        default=None, max_length=MAX_ERROR_CHARS,
         description="What ended a failed or crashed run, e.g. the exception's type and message.",
     )
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fadewatch.protocol import limits
+
 __all__ = ["ServerSettings", "get_settings", "default_database_url", "is_loopback_host"]
 
 
@@ -29,17 +31,17 @@ class ServerSettings(BaseSettings):
         default=None, description="URL users open in a browser, used in links."
     )
 
-    # Limits on what one request may carry. Past max_body_bytes the answer is 413.
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_batch_records: int = 10_000
+    # Limits on what one request may carry (fadewatch.protocol.limits, which the hook and
+    # the dashboard stay within: lower them only). Past max_body_bytes the answer is 413.
+    max_body_bytes: int = limits.MAX_BODY_BYTES
+    max_batch_records: int = limits.MAX_BATCH_RECORDS
     max_record_bytes: int = 1024 * 1024
-    max_name_length: int = 200
-    max_scalars_per_record: int = 2_000
-    max_histograms_per_record: int = 64
-    max_histogram_bins: int = 4_096
-    max_samples_per_record: int = 64
-    max_sample_chars: int = 20_000
-    max_config_bytes: int = 256 * 1024
+    max_scalars_per_record: int = limits.MAX_SCALARS_PER_RECORD
+    max_histograms_per_record: int = limits.MAX_HISTOGRAMS_PER_RECORD
+    max_histogram_bins: int = limits.MAX_HISTOGRAM_BINS
+    max_samples_per_record: int = limits.MAX_SAMPLES_PER_RECORD
+    max_sample_chars: int = limits.MAX_SAMPLE_CHARS
+    max_config_bytes: int = limits.MAX_CONFIG_BYTES
 
     # Requests a second per API token, or per client address in open mode (docs/server.md).
     rate_limit_per_s: float = Field(
@@ -48,8 +50,8 @@ class ServerSettings(BaseSettings):
     rate_limit_burst: int = Field(default=2_000, ge=1, description="Requests a token may make in a row.")
 
     # Reads.
-    default_max_points: int = 1_000
-    max_points_limit: int = 20_000
+    default_max_points: int = limits.DEFAULT_MAX_POINTS
+    max_points_limit: int = limits.MAX_POINTS
 
     # The dashboard served at "/" (docs/dashboard.md).
     dashboard_refresh_s: float = Field(

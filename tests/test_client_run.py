@@ -47,7 +47,7 @@ def test_log_before_init_and_after_finish_are_usage_errors(start_run):
         run.watch_head(torch.nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("step", [-1, 1.0, "3", True, None])
+@pytest.mark.parametrize("step", [-1, 1.0, "3", True, None, 2**62 + 1])
 def test_step_must_be_a_non_negative_int(start_run, step):
     run = start_run()
     with pytest.raises(UsageError, match="step"):

@@ -35,6 +35,19 @@ def test_import_fadewatch_with_only_the_base_install():
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_protocol_needs_neither_pydantic_nor_http():
+    """fadewatch.protocol is what the hook, server and dashboard share: numpy only."""
+    proc = _run_without(("pydantic", "httpx", "fastapi", "click", "torch"), textwrap.dedent("""
+        import sys
+        import fadewatch.protocol
+        from fadewatch.protocol import answers, limits, metrics, names
+        assert metrics.metric(metrics.ENTROPY_MEAN).bad == "down"
+        print(sorted(m for m in BLOCKED if m in sys.modules))
+    """))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_cli_without_server_extra_says_what_to_install():
     proc = _run_without(SERVER_ONLY, "from fadewatch.cli import main; main(['server'])")
     assert proc.returncode != 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from fadewatch.api_client import ApiClient
 
 __all__ = ["RunFigures", "Trace", "fetch_alerts", "format_table"]
 
@@ -65,18 +65,15 @@ class RunFigures:
 def fetch_alerts(url: str, token: str | None, run_ids: list[int], timeout: float = 5.0) -> dict[int, dict[str, int]]:
     """{run id: {rule: step it first fired}} for the given runs, from GET /api/v1/alerts.
 
-    Rules still pending (not yet fired) are left out. Raises httpx.HTTPError when the server
-    cannot be read.
+    Rules still pending (not yet fired) are left out. Raises a ServerError (fadewatch.errors)
+    when the server cannot be read.
     """
     out: dict[int, dict[str, int]] = {rid: {} for rid in run_ids}
     if not run_ids:
         return out
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with httpx.Client(base_url=f"{url}/api/v1", headers=headers, timeout=timeout) as client:
+    with ApiClient(url, token, timeout=timeout) as api:
         for rid in run_ids:
-            r = client.get("/alerts", params={"run_id": rid, "state": ["firing", "resolved"], "limit": 500})
-            r.raise_for_status()
-            for alert in r.json()["alerts"]:
+            for alert in api.alerts(run_id=rid, state=["firing", "resolved"], limit=500):
                 step = alert.get("fired_step")
                 if step is None:
                     continue

@@ -11,8 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
+from fadewatch.api_client import ApiClient
 from fadewatch.errors import FadewatchError
 
 __all__ = ["DemoServer", "ServerUnavailable", "probe"]
@@ -24,16 +23,13 @@ class ServerUnavailable(FadewatchError):
 
 def probe(url: str, timeout: float = 1.0) -> str | None:
     """'fadewatch' when a fadewatch server answers at url, 'other' when something else does, None when nothing does."""
-    try:
-        r = httpx.get(f"{url}/readyz", timeout=timeout)
-    except httpx.HTTPError:
+    with ApiClient(url, timeout=timeout) as api:
+        reply = api.readyz()
+    if reply.status is None:
         return None
-    try:
-        body = r.json()
-    except ValueError:
-        return "other"
+    body = reply.body
     if isinstance(body, dict) and body.get("status") in ("ready", "unavailable") and "database" in body:
-        return "fadewatch" if r.status_code == 200 else "other"
+        return "fadewatch" if reply.status == 200 else "other"
     return "other"
 
 

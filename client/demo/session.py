@@ -26,6 +26,7 @@ from fadewatch.demo.report import RunFigures, Trace, fetch_alerts, format_table
 from fadewatch.demo.serving import DemoServer, ServerUnavailable, probe
 from fadewatch.demo.trainer import DemoConfig, StepResult, Trainer, warm_start
 from fadewatch.errors import UsageError
+from fadewatch.protocol import metrics
 
 __all__ = ["DEFAULT_ESTIMATORS", "DemoOptions", "DemoResult", "run_demo"]
 
@@ -171,8 +172,9 @@ def _run(opts: DemoOptions, echo: Callable[[str], None], wait: Callable[[], None
         echo("")
         echo(format_table(figures))
         ids = ",".join(str(f.run_id) for f in figures if f.run_id is not None)
-        metrics = f"entropy/mean,sign/balance,diversity/distinct_frac,pass@1,pass@{opts.config.group_size},difficulty/peak"
-        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}&metrics={metrics}")
+        shown = ",".join([metrics.ENTROPY_MEAN, metrics.SIGN_BALANCE, metrics.DIVERSITY_DISTINCT_FRAC,
+                          metrics.pass_at(1), metrics.pass_at(opts.config.group_size), metrics.DIFFICULTY_PEAK])
+        echo(f"\nTraining took {seconds:.0f} s. Compare the runs: {url}/compare?runs={ids}&metrics={shown}")
         if not delivered:
             echo("Some steps did not reach the server; they stay in the spool for `fadewatch sync`.")
         if server is not None and not opts.exit_when_done and wait is not None:

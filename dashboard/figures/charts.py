@@ -1,15 +1,16 @@
 """What the run page charts: each scalar chart as data, and which logged keys go where.
 
-Names follow docs/metrics.md. A key no chart claims (loss, kl, the user's own scalars,
-counts) gets a small chart of its own under "Other scalars".
+Metrics are named through the registry (fadewatch.protocol.metrics), whose ``chart`` field
+says where each belongs. A key no chart claims (loss, kl, the user's own scalars) gets a
+small chart of its own under "Other scalars"; the counts the registry charts nowhere, none.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from fadewatch.dashboard.figures.theme import NEG, NEUTRAL, POS, SERIES_COLORS
+from fadewatch.protocol import metrics as m
 
 __all__ = ["Trace", "Chart", "CHARTS", "CHART_BY_ID", "HISTOGRAMS", "chart_keys", "pass_keys",
            "other_keys", "charts_for", "user_chart"]
@@ -41,83 +42,81 @@ class Chart:
 C = SERIES_COLORS
 CHARTS: tuple[Chart, ...] = (
     Chart("sign-mass", "Sign axis: positive and negative gradient mass", "mean |A| per rollout", (
-        Trace("sign/m_pos", "m_S positive", POS),
-        Trace("sign/m_neg", "m_F negative", NEG),
+        Trace(m.SIGN_M_POS, "m_S positive", POS),
+        Trace(m.SIGN_M_NEG, "m_F negative", NEG),
     )),
     Chart("sign-balance", "Sign balance b = (m_S − m_F) / (m_S + m_F)", "b", (
-        Trace("sign/balance", "balance b", C[0]),
+        Trace(m.SIGN_BALANCE, "balance b", C[0]),
     ), y_range=(-1.05, 1.05), band=0.5),
     Chart("difficulty", "Difficulty axis: peak p*, no-signal groups, ESS/N", "share", (
-        Trace("difficulty/peak", "peak p*", C[0]),
-        Trace("difficulty/no_signal_frac", "no-signal groups", NEG),
-        Trace("difficulty/ess_frac", "ESS / N", POS),
-        Trace("difficulty/solve_rate", "solve rate", NEUTRAL, dash="dot"),
+        Trace(m.DIFFICULTY_PEAK, "peak p*", C[0]),
+        Trace(m.DIFFICULTY_NO_SIGNAL_FRAC, "no-signal groups", NEG),
+        Trace(m.DIFFICULTY_ESS_FRAC, "ESS / N", POS),
+        Trace(m.DIFFICULTY_SOLVE_RATE, "solve rate", NEUTRAL, dash="dot"),
     ), percent=True, y_range=(0, 1.02)),
     Chart("entropy", "Entropy and Cov(log π, A)", "entropy (nats per token)", (
-        Trace("entropy/mean", "mean token entropy", C[0]),
-        Trace("entropy/cov_logp_adv", "Cov(log π, A)", NEG, axis="y2"),
+        Trace(m.ENTROPY_MEAN, "mean token entropy", C[0]),
+        Trace(m.ENTROPY_COV_LOGP_ADV, "Cov(log π, A)", NEG, axis="y2"),
     ), y2_title="Cov(log π, A)"),
     Chart("entropy-seq", "Entropy per completion: 10th, 50th, 90th percentile", "nats per token", (
-        Trace("entropy/seq_p10", "p10", C[4]),
-        Trace("entropy/seq_p50", "p50", C[0]),
-        Trace("entropy/seq_p90", "p90", C[3]),
+        Trace(m.ENTROPY_SEQ_P10, "p10", C[4]),
+        Trace(m.ENTROPY_SEQ_P50, "p50", C[0]),
+        Trace(m.ENTROPY_SEQ_P90, "p90", C[3]),
     )),
     Chart("diversity", "Diversity within groups", "share", (
-        Trace("diversity/distinct_frac", "distinct completions", C[0]),
-        Trace("diversity/distinct_1", "distinct-1", C[1]),
-        Trace("diversity/distinct_2", "distinct-2", C[2]),
-        Trace("diversity/pairwise_jaccard", "pairwise Jaccard", C[3], dash="dot"),
+        Trace(m.DIVERSITY_DISTINCT_FRAC, "distinct completions", C[0]),
+        Trace(m.DIVERSITY_DISTINCT_1, "distinct-1", C[1]),
+        Trace(m.DIVERSITY_DISTINCT_2, "distinct-2", C[2]),
+        Trace(m.DIVERSITY_PAIRWISE_JACCARD, "pairwise Jaccard", C[3], dash="dot"),
     ), percent=True, y_range=(0, 1.02)),
     Chart("pass", "pass@k", "pass rate", (
-        Trace("diversity/pass_gap", "pass@G − pass@1", NEUTRAL, dash="dot"),
+        Trace(m.DIVERSITY_PASS_GAP, "pass@G − pass@1", NEUTRAL, dash="dot"),
     ), percent=True, dynamic="pass"),
     Chart("adv-moments", "Advantages: mean, std, min, max", "A", (
-        Trace("adv/mean", "mean", C[0]),
-        Trace("adv/std", "std", C[1]),
-        Trace("adv/min", "min", NEG, dash="dot"),
-        Trace("adv/max", "max", POS, dash="dot"),
+        Trace(m.ADV_MEAN, "mean", C[0]),
+        Trace(m.ADV_STD, "std", C[1]),
+        Trace(m.ADV_MIN, "min", NEG, dash="dot"),
+        Trace(m.ADV_MAX, "max", POS, dash="dot"),
     )),
     Chart("adv-tails", "Tails: max |A| / std and excess kurtosis", "max |A| / std", (
-        Trace("adv/max_abs_over_std", "max |A| / std", C[0]),
-        Trace("adv/kurtosis", "excess kurtosis", C[1], axis="y2"),
-        Trace("adv/frac_zero", "zero-advantage share", NEUTRAL, axis="y2", dash="dot"),
+        Trace(m.ADV_MAX_ABS_OVER_STD, "max |A| / std", C[0]),
+        Trace(m.ADV_KURTOSIS, "excess kurtosis", C[1], axis="y2"),
+        Trace(m.ADV_FRAC_ZERO, "zero-advantage share", NEUTRAL, axis="y2", dash="dot"),
     ), y2_title="kurtosis, share"),
     Chart("geometry", "Weight geometry of the output head", "‖ΔW‖_F", (
-        Trace("geometry/head_delta_norm", "‖ΔW‖_F", C[0]),
-        Trace("geometry/rank1_frac", "rank-1 fraction", NEG, axis="y2"),
+        Trace(m.GEOMETRY_HEAD_DELTA_NORM, "‖ΔW‖_F", C[0]),
+        Trace(m.GEOMETRY_RANK1_FRAC, "rank-1 fraction", NEG, axis="y2"),
     ), y2_title="rank-1 fraction"),
     Chart("reward", "Reward", "reward", (
-        Trace("reward/mean", "mean", C[0]),
-        Trace("reward/min", "min", C[0], dash="dot"),
-        Trace("reward/max", "max", C[0], dash="dot"),
-        Trace("reward/success_rate", "success rate", POS, axis="y2"),
+        Trace(m.REWARD_MEAN, "mean", C[0]),
+        Trace(m.REWARD_MIN, "min", C[0], dash="dot"),
+        Trace(m.REWARD_MAX, "max", C[0], dash="dot"),
+        Trace(m.REWARD_SUCCESS_RATE, "success rate", POS, axis="y2"),
     ), y2_title="success rate"),
     Chart("length", "Completion length", "tokens", (
-        Trace("length/mean", "mean", C[0]),
-        Trace("length/min", "min", C[0], dash="dot"),
-        Trace("length/max", "max", C[0], dash="dot"),
+        Trace(m.LENGTH_MEAN, "mean", C[0]),
+        Trace(m.LENGTH_MIN, "min", C[0], dash="dot"),
+        Trace(m.LENGTH_MAX, "max", C[0], dash="dot"),
     )),
 )
 CHART_BY_ID = {c.id: c for c in CHARTS}
 
-# Histogram names the run page reads (docs/metrics.md).
+# Histogram names the run page reads.
 HISTOGRAMS = {
-    "advantages": "advantages",
-    "entropy": "entropy",
-    "mass_pos": "difficulty/mass_pos",
-    "mass_neg": "difficulty/mass_neg",
-    "groups": "difficulty/groups",
+    "advantages": m.ADVANTAGES,
+    "entropy": m.ENTROPY,
+    "mass_pos": m.DIFFICULTY_MASS_POS,
+    "mass_neg": m.DIFFICULTY_MASS_NEG,
+    "groups": m.DIFFICULTY_GROUPS,
 }
 
-_PASS = re.compile(r"pass@(\d+)$")
-# Counted or derived elsewhere, not worth a chart of their own.
-_QUIET = {"sign/n_pos", "sign/n_neg", "sign/n_zero", "difficulty/n_groups", "diversity/groups_used"}
+# Scalars the registry charts nowhere (counts, or derived elsewhere): no chart of their own.
+_QUIET = {e.name for e in m.metrics("scalar") if e.chart is None and not e.family}
 
 
 def pass_keys(keys) -> list[str]:
     """pass@k keys ordered by k."""
-    found = [k for k in keys if _PASS.match(k)]
-    return sorted(found, key=lambda k: int(_PASS.match(k).group(1)))
+    return sorted((k for k in keys if m.pass_k(k) is not None), key=m.pass_k)
 
 
 def chart_keys() -> list[str]:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import compare_figure
 from fadewatch.dashboard.figures.live import apply_appends
 from fadewatch.dashboard.ui import empty_state, error_state, graph
+from fadewatch.errors import ServerError
+from fadewatch.protocol.metrics import DIFFICULTY_PEAK, ENTROPY_MEAN, REWARD_MEAN, SIGN_BALANCE
 
 dash.register_page(__name__, path="/compare", name="Compare", title="fadewatch · compare", order=1)
 
-DEFAULT_METRICS = ("reward/mean", "entropy/mean", "sign/balance", "difficulty/peak")
+DEFAULT_METRICS = (REWARD_MEAN, ENTROPY_MEAN, SIGN_BALANCE, DIFFICULTY_PEAK)
 MAX_POINTS = 1000
 
 
@@ -37,7 +38,7 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
     ids = parse_ids(runs)
     try:
         every = client().runs(limit=5000)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc)
     by_id = {r["id"]: r for r in every}
     chosen = [by_id[i] for i in ids if i in by_id]  # in the order the link gives
@@ -73,7 +74,7 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
 def metric_options(run_ids, metrics):
     try:
         runs = [r for r in client().runs(limit=5000) if r["id"] in (run_ids or [])]
-    except ApiError:
+    except ServerError:
         return no_update, no_update
     ids = ",".join(str(i) for i in run_ids or [])
     link = dcc.Link("Link to this comparison", href=href(f"compare?runs={ids}&metrics={','.join(metrics or [])}"))
@@ -103,6 +104,9 @@ def _full(api, run_ids, metrics):
     Input("compare-runs", "value"),
     Input("compare-metrics", "value"),
     State("compare-state", "data"),
+    # The clock stops while a refresh runs: two refreshes on the same held state would append
+    # the same points twice.
+    running=[(Output("compare-interval", "disabled"), True, False)],
 )
 def refresh_compare(_n, run_ids, metrics, state):
     held = [o["id"]["metric"] for o in ctx.outputs_list[1]]
@@ -136,7 +140,7 @@ def refresh_compare(_n, run_ids, metrics, state):
                     changed = apply_appends(patches[m], [(i, p["steps"], p["values"])]) or changed
             last[str(rid)] = data["last_step"]
             points[str(rid)] = points.get(str(rid), 0) + grown
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc), nothing, None
     if not changed:
         return no_update, nothing, no_update

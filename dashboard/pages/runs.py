@@ -12,7 +12,8 @@ import json
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from fadewatch.dashboard.api import ApiError
+from fadewatch.errors import ServerError
+from fadewatch.protocol import metrics as m
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import sparkline_svg
 from fadewatch.dashboard.figures.theme import run_color
@@ -21,7 +22,7 @@ from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt
 dash.register_page(__name__, path="/", name="Runs", title="fadewatch · runs", order=0)
 
 STATUSES = ["running", "finished", "failed", "crashed"]
-SPARK_KEYS = ("reward/mean", "entropy/mean")
+SPARK_KEYS = (m.REWARD_MEAN, m.ENTROPY_MEAN)
 SPARK_POINTS = 60
 PAGE_SIZE = 50
 SORTS = [{"label": "newest activity", "value": "updated"}, {"label": "firing alerts", "value": "alerts_firing"},
@@ -71,7 +72,7 @@ def _sparklines(api, run: dict) -> dict[str, str | None]:
     if key not in cache:
         try:
             data = api.series(run["id"], list(SPARK_KEYS), max_points=SPARK_POINTS)["series"]
-        except ApiError:
+        except ServerError:
             return {k: None for k in SPARK_KEYS}
         if len(cache) > 2000:
             cache.clear()
@@ -98,9 +99,9 @@ def _row(run: dict, sparks: dict) -> html.Tr:
         html.Td(badge(run["status"])),
         html.Td("–" if run["last_step"] is None else f"{run['last_step']:,}", className="num"),
         html.Td(fmt_age(run.get("last_time"))),
-        html.Td(fmt_num(summary.get("reward/mean")), className="num"),
-        html.Td(fmt_num(summary.get("entropy/mean")), className="num"),
-        html.Td(fmt_signed(summary.get("sign/balance")), className="num"),
+        html.Td(fmt_num(summary.get(m.REWARD_MEAN)), className="num"),
+        html.Td(fmt_num(summary.get(m.ENTROPY_MEAN)), className="num"),
+        html.Td(fmt_signed(summary.get(m.SIGN_BALANCE)), className="num"),
         _alerts_cell(run),
         *spark_cells,
     ], id={"type": "runs-row", "run": run["id"]})
@@ -154,7 +155,7 @@ def refresh_runs(_n, offset, project, statuses, q, sort, picked, picked_options,
         body = api.get("/runs", project=project or None, status=statuses or None, q=(q or "").strip() or None,
                        sort=sort or "updated", limit=PAGE_SIZE, offset=offset or 0)
         projects = [p["name"] for p in api.get("/projects")["projects"]]
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc), no_update, no_update, "", None
     page, total = body["runs"], body["total"]
     sig = _signature(offset, project, statuses, q, sort, projects, total, [

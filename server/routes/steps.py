@@ -6,6 +6,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
+from fadewatch.protocol.limits import (MAX_HISTOGRAM_NAMES_CHARS, MAX_HISTOGRAMS_PER_READ, MAX_KEYS_CHARS,
+                                       MAX_KEYS_PER_REQUEST, MAX_NAME_LENGTH)
 from fadewatch.server.deps import DatabaseDep, IngestDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
 from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SeriesOut
@@ -59,8 +61,8 @@ def _names(raw: str, what: str, limit: int, example: str) -> list[str]:
         raise HTTPException(422, f"{what} must name at least one metric, e.g. {example}")
     if len(keys) > limit:
         raise HTTPException(422, f"at most {limit} names in {what} per request")
-    if any(len(k) > 200 for k in keys):
-        raise HTTPException(422, f"a name in {what} is longer than 200 characters")
+    if any(len(k) > MAX_NAME_LENGTH for k in keys):
+        raise HTTPException(422, f"a name in {what} is longer than {MAX_NAME_LENGTH} characters")
     # Only metric names are ever stored, and a key becomes an SQLite JSON path, where a NUL
     # character is a syntax error (OperationalError, which reads as the database being away).
     for key in keys:
@@ -72,7 +74,7 @@ def _names(raw: str, what: str, limit: int, example: str) -> list[str]:
 
 
 def _keys(raw: str) -> list[str]:
-    return _names(raw, "keys", limit=100, example="keys=loss,entropy/mean")
+    return _names(raw, "keys", limit=MAX_KEYS_PER_REQUEST, example="keys=loss,entropy/mean")
 
 
 @router.get("/series", response_model=SeriesOut)
@@ -81,7 +83,7 @@ def read_series(
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    keys: str = Query(description="comma-separated scalar names", max_length=20_000),
+    keys: str = Query(description="comma-separated scalar names", max_length=MAX_KEYS_CHARS),
     max_points: int | None = Query(default=None, ge=1),
     min_step: StepBound = None,
     max_step: StepBound = None,
@@ -98,7 +100,7 @@ def read_histograms(
     db: DatabaseDep,
     who: PrincipalDep,
     settings: SettingsDep,
-    name: str = Query(min_length=1, max_length=2000,
+    name: str = Query(min_length=1, max_length=MAX_HISTOGRAM_NAMES_CHARS,
                       description="a histogram name; several, comma-separated, are added step by step"),
     max_steps: int | None = Query(default=None, ge=1),
     min_step: StepBound = None,
@@ -106,6 +108,6 @@ def read_histograms(
 ) -> HistogramMatrix:
     """A histogram over steps as a matrix; neighbouring steps merge by adding counts."""
     columns = min(max_steps or 200, settings.max_points_limit)
-    names = _names(name, "name", limit=8, example="name=difficulty/mass_pos,difficulty/mass_neg")
+    names = _names(name, "name", limit=MAX_HISTOGRAMS_PER_READ, example="name=difficulty/mass_pos,difficulty/mass_neg")
     with db.transaction() as session:
         return reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)

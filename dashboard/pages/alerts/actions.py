@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dash import ALL, Input, Output, State, callback, ctx, html, no_update
 
 from fadewatch.dashboard.pages.alerts import alerting_api
-from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client
+from fadewatch.errors import ServerError
 
 __all__ = ["register", "rule_body"]
 
@@ -36,8 +36,8 @@ def _run(project: str | None, changed: int | None, action: Callable[[], str]):
         return _failed("Pick a project first: rules, channels and silences belong to one."), no_update
     try:
         message = action()
-    except ApiError as exc:
-        if exc.status == 403:
+    except ServerError as exc:
+        if exc.status_code == 403:
             return _failed(f"Not allowed: {exc}. Changing alerting needs a write token of this project."), no_update
         return _failed(f"The server refused: {exc}"), no_update
     except ValueError as exc:

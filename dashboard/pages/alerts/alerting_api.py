@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fadewatch.dashboard.api import ReadClient
+from fadewatch.api_client import ApiClient
 
 __all__ = [
     "rules", "put_rule", "set_rule_enabled", "delete_rule",
@@ -21,54 +21,54 @@ def _p(project: str) -> str:
     return f"/projects/{quote(project, safe='')}"
 
 
-def rules(api: ReadClient, project: str) -> list[dict]:
+def rules(api: ApiClient, project: str) -> list[dict]:
     return api.get(_p(project) + "/rules")["rules"]
 
 
-def put_rule(api: ReadClient, project: str, name: str, body: dict) -> dict:
+def put_rule(api: ApiClient, project: str, name: str, body: dict) -> dict:
     """Create or replace the project's rule `name`."""
     return api.request("PUT", f"{_p(project)}/rules/{quote(name, safe='')}", json=body)
 
 
-def set_rule_enabled(api: ReadClient, project: str, name: str, enabled: bool) -> dict:
+def set_rule_enabled(api: ApiClient, project: str, name: str, enabled: bool) -> dict:
     action = "enable" if enabled else "disable"
     return api.request("POST", f"{_p(project)}/rules/{quote(name, safe='')}/{action}")
 
 
-def delete_rule(api: ReadClient, project: str, name: str) -> None:
+def delete_rule(api: ApiClient, project: str, name: str) -> None:
     api.request("DELETE", f"{_p(project)}/rules/{quote(name, safe='')}")
 
 
-def channels(api: ReadClient, project: str) -> list[dict]:
+def channels(api: ApiClient, project: str) -> list[dict]:
     return api.get(_p(project) + "/channels")["channels"]
 
 
-def create_channel(api: ReadClient, project: str, body: dict) -> dict:
+def create_channel(api: ApiClient, project: str, body: dict) -> dict:
     return api.request("POST", _p(project) + "/channels", json=body)
 
 
-def set_channel_enabled(api: ReadClient, project: str, channel_id: int, enabled: bool) -> dict:
+def set_channel_enabled(api: ApiClient, project: str, channel_id: int, enabled: bool) -> dict:
     return api.request("PATCH", f"{_p(project)}/channels/{int(channel_id)}", json={"enabled": enabled})
 
 
-def delete_channel(api: ReadClient, project: str, channel_id: int) -> None:
+def delete_channel(api: ApiClient, project: str, channel_id: int) -> None:
     api.request("DELETE", f"{_p(project)}/channels/{int(channel_id)}")
 
 
-def test_channel(api: ReadClient, project: str, channel_id: int) -> dict:
+def test_channel(api: ApiClient, project: str, channel_id: int) -> dict:
     """Send a test message now; how the receiver answered."""
     return api.request("POST", f"{_p(project)}/channels/{int(channel_id)}/test")
 
 
-def silences(api: ReadClient, project: str, include_expired: bool = False) -> list[dict]:
+def silences(api: ApiClient, project: str, include_expired: bool = False) -> list[dict]:
     return api.get(_p(project) + "/silences", include_expired=str(include_expired).lower())["silences"]
 
 
-def create_silence(api: ReadClient, project: str, body: dict) -> dict:
+def create_silence(api: ApiClient, project: str, body: dict) -> dict:
     return api.request("POST", _p(project) + "/silences", json=body)
 
 
-def expire_silence(api: ReadClient, project: str, silence_id: int) -> dict:
+def expire_silence(api: ApiClient, project: str, silence_id: int) -> dict:
     return api.request("DELETE", f"{_p(project)}/silences/{int(silence_id)}")
 
 

@@ -16,9 +16,9 @@ from fadewatch.dashboard.pages.alerts.views import (
     silence_form,
     silences_table,
 )
-from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, config
 from fadewatch.dashboard.ui import empty_state, error_state
+from fadewatch.errors import ServerError
 
 dash.register_page(__name__, path="/alerts", name="Alerts", title="fadewatch · alerts", order=2)
 
@@ -35,7 +35,7 @@ def _tab(label: str, value: str, children) -> dcc.Tab:
 def layout(project: str | None = None, tab: str | None = None, alert: str | None = None, **_query):
     try:
         projects = sorted({r["project"] for r in client().runs(limit=5000)})
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc)
     return html.Div([
         html.H1("Alerts", className="fw-title"),
@@ -78,7 +78,7 @@ def layout(project: str | None = None, tab: str | None = None, alert: str | None
 def refresh_list(_n, project, states, severity, _changed):
     try:
         data = client().get("/alerts", project=project, state=states or None, severity=severity, limit=MAX_LISTED)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc)
     return alerts_table(data["alerts"], data.get("total"))
 
@@ -98,7 +98,7 @@ def show_detail(alert_id, _n, _changed):
         return html.P("Pick an alert's Details to see its events and delivery log.", className="fw-hint")
     try:
         return alert_detail(client().alert(alert_id))
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc, f"Alert #{alert_id}")
 
 
@@ -119,7 +119,7 @@ def refresh_settings(project, _changed):
         rules = alerting_api.rules(api, project)
         return (rules_table(rules), channels_table(alerting_api.channels(api, project)),
                 silences_table(alerting_api.silences(api, project)), rules)
-    except ApiError as exc:
+    except ServerError as exc:
         failed = error_state(exc)
         return failed, failed, failed, None
 

@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 
-from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.context import client, href
 from fadewatch.dashboard.pages.rollouts import filters as flt
 from fadewatch.dashboard.pages.rollouts.cards import group_cards
 from fadewatch.dashboard.ui import empty_state, error_state
+from fadewatch.errors import ServerError
 
 # Ordered, so "/runs/<id>/rollouts" is matched before the run page's "/runs/<id>".
 dash.register_page(__name__, path_template="/runs/<run_id>/rollouts", name="Rollouts",
@@ -31,7 +31,7 @@ def _difficulty_options(run_id: int) -> list[dict]:
     try:
         matrix = client().get(f"/runs/{int(run_id)}/histograms", name="difficulty/groups", max_steps=1)
         labels = matrix.get("labels") or []
-    except ApiError:
+    except ServerError:
         labels = []
     return [{"label": "any difficulty", "value": ""}] + [{"label": f"solve rate {x}", "value": x} for x in labels]
 
@@ -47,7 +47,7 @@ def layout(run_id: str | None = None, **query):
         run = api.get(f"/runs/{rid}")
         first = api.get(f"/runs/{rid}/rollouts/steps", limit=1)
         last = api.get(f"/runs/{rid}/rollouts/steps", limit=1, order="desc")["steps"]
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc, f"Run #{rid}")
     f = flt.from_query(query)
     lo, hi = (first["steps"][0], last[0]) if last else (0, 0)
@@ -159,7 +159,7 @@ def show(wanted, _prev, _next, scope, sign, difficulty, min_reward, max_reward, 
         params = flt.api_query(f, step)
         page = None if step is None and scope != "run" else api.get(
             f"/runs/{int(rid)}/rollouts", limit=PAGE_ROLLOUTS, cursor=cursor if more else None, **params)
-    except ApiError as exc:
+    except ServerError as exc:
         return (error_state(exc), None, {"display": "none"}, "", "", no_update, no_update, no_update, no_update)
     query = urlencode(params)
     jsonl, parquet = (href(f"export/runs/{int(rid)}/rollouts.{fmt}?") + query for fmt in ("jsonl", "parquet"))

@@ -10,8 +10,9 @@ from dash import Patch, no_update
 
 from fadewatch.dashboard.pages.run import markers
 from fadewatch.dashboard.figures.charts import HISTOGRAMS, chart_keys, charts_for, other_keys, pass_keys, user_chart
-from fadewatch.dashboard.api import ApiError
 from fadewatch.dashboard.figures.series import projection_trace, rounded, series_figure
+from fadewatch.errors import ServerError
+from fadewatch.protocol import metrics as m
 from fadewatch.dashboard.figures.histograms import (
     QUANTILE_TRACES,
     column_shares,
@@ -51,7 +52,7 @@ def forecast(api, run_id: int) -> dict | None:
     """The server's entropy forecast: the early-warning rule's own reading of the run."""
     try:
         return api.get(f"/runs/{int(run_id)}/forecast")
-    except ApiError:
+    except ServerError:
         return None
 
 
@@ -112,7 +113,7 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
         if apply_appends(patch, appends, lines) and map_id in state.get("y2", ()):
             patch["layout"]["yaxis2"]["visible"] = True
         apply_alerts(patch, alerts)
-        if map_id == "entropy" and any(key == "entropy/mean" for key, _ in
+        if map_id == "entropy" and any(key == m.ENTROPY_MEAN for key, _ in
                                        (tmap[i] for i, _, _ in appends)):
             _patch_projection(api, run, tmap, patch)
         return patch if (appends or alerts) else no_update

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fadewatch.dashboard.api import ApiError
+from fadewatch.errors import ServerError
 
 __all__ = ["run_markers", "marker"]
 
@@ -24,6 +24,6 @@ def run_markers(api, run_id: int, after: list[int] | None = None) -> list[dict]:
     newest = max(after) if after else None
     try:
         found = api.get(f"/runs/{int(run_id)}/alert-markers", kind="firing", after_event=newest)["markers"]
-    except ApiError:
+    except ServerError:
         return []
     return [marker(m) for m in found]

@@ -11,7 +11,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from fadewatch.dashboard.pages.rollouts import filters as rollout_filters
 from fadewatch.dashboard.pages.rollouts.cards import groups_of, preview
 from fadewatch.dashboard.pages.run import loading
-from fadewatch.dashboard.api import ApiError
+from fadewatch.errors import ServerError
 from fadewatch.dashboard.figures.charts import charts_for
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import empty_figure
@@ -22,6 +22,18 @@ from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, gra
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
 
 LOADING = "loading…"
+LIVE_PARTS = ("series", "adv", "diff", "ent")
+
+
+def _live(part: str) -> dict:
+    """A live section's refresh never overlaps itself: its clock stops while it runs.
+
+    The refresh appends new points to figures the browser holds (Dash Patch); two runs on
+    the same held state would append the same points twice. Stopped during the call and
+    started again after it, the clock also starts the live updates once the first full load
+    is in.
+    """
+    return {"running": [(Output(f"run-{part}-interval", "disabled"), True, False)]}
 
 
 def _csv(run_id: int, keys) -> str:
@@ -69,7 +81,7 @@ def layout(run_id: str | None = None, **_query):
         return empty_state("No such run.", "Run pages live at /runs/<id>: pick one from the runs list.")
     try:
         run = client().run(rid)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc, f"Run #{rid}")
     refresh = config().refresh_ms
     return html.Div([
@@ -79,8 +91,10 @@ def layout(run_id: str | None = None, **_query):
         dcc.Store(id="run-diff-state"),
         # A click on a heatmap cell opens the rollout inspector there, without reloading the app.
         dcc.Location(id="run-nav", refresh="callback-nav"),
-        # Off until the first full load is in: a tick during a slow first load would start a second one.
-        dcc.Interval(id="run-interval", interval=refresh, n_intervals=0, disabled=True),
+        # One clock per live section, off while its refresh runs (see _live): a tick during a slow
+        # refresh would start a second one on the same held state, and both would append.
+        *[dcc.Interval(id=f"run-{part}-interval", interval=refresh, n_intervals=0, disabled=True)
+          for part in LIVE_PARTS],
         section("Advantage weights", "How each step's advantages A_i are distributed: the histogram over steps "
                 "(colour: share of rollouts per bin), its quantile bands, one step's shape, and the tails.",
                 html.Div(className="fw-grid", children=[
@@ -129,7 +143,7 @@ def layout(run_id: str | None = None, **_query):
 def show_rollouts(step, run_id):
     try:
         page = client().get(f"/runs/{int(run_id)}/rollouts", max_step=step, limit=16)
-    except ApiError as exc:
+    except ServerError as exc:
         return error_state(exc)
     if not page["rollouts"]:
         return html.P(["No rollouts logged yet: pass prompts= and completions= to run.log() (texts, or token "
@@ -162,7 +176,7 @@ def open_inspector(adv_click, diff_click, run_id):
     try:
         edges = client().get(f"/runs/{int(run_id)}/histograms", name="advantages", max_steps=1,
                              min_step=step, max_step=step)["edges"]
-    except (ApiError, KeyError):
+    except (ServerError, KeyError):
         edges = []
     advantage = rollout_filters.bin_of(edges, float(point["y"])) if edges else None
     return href(rollout_filters.inspector_path(run_id, step=step, advantage=advantage))
@@ -174,10 +188,10 @@ def open_inspector(adv_click, diff_click, run_id):
     Output("run-other", "children"),
     Output("run-series-state", "data"),
     Output("run-meta", "children"),
-    Output("run-interval", "disabled"),
-    Input("run-interval", "n_intervals"),
+    Input("run-series-interval", "n_intervals"),
     State("run-series-state", "data"),
     State("run-id", "data"),
+    **_live("series"),
 )
 def refresh_series(_n, state, run_id):
     chart_ids = [o["id"]["chart"] for o in ctx.outputs_list[0]]
@@ -189,14 +203,14 @@ def refresh_series(_n, state, run_id):
             patched = loading.refresh_series(api, run, state, chart_ids, user_keys)
             if patched is not None:
                 charts, users, new_state = patched
-                return charts, users, no_update, new_state, _meta(run), False
+                return charts, users, no_update, new_state, _meta(run)
         figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()))
-    except ApiError:
-        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update, False
+    except ServerError:
+        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update
     other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
         html.P("No other scalars logged yet: pass them to run.log(step, loss=..., kl=...).", className="fw-hint")]
     return ([figs.get(c, no_update) for c in chart_ids], [no_update] * len(user_keys), other, new_state,
-            _meta(run), False)
+            _meta(run))
 
 
 def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, bands_title=None):
@@ -208,7 +222,7 @@ def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, ban
             if patched is not None:
                 return patched
         heat, bands, new_state = loading.load_heat(api, run_id, kind, y_title, mode, bands_title)
-    except ApiError:
+    except ServerError:
         return (no_update,) * n_outputs
     return heat, bands if bands is not None else no_update, new_state, None
 
@@ -220,10 +234,11 @@ def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, ban
     Output("run-adv-slider", "min"),
     Output("run-adv-slider", "max"),
     Output("run-adv-slider", "value"),
-    Input("run-interval", "n_intervals"),
+    Input("run-adv-interval", "n_intervals"),
     State("run-adv-state", "data"),
     State("run-id", "data"),
     State("run-adv-slider", "value"),
+    **_live("adv"),
 )
 def refresh_advantages(_n, state, run_id, selected):
     heat, bands, new_state, new_steps = _heat("advantages", "advantage A", 4, state, run_id,
@@ -256,7 +271,7 @@ def show_step(step, run_id):
         if before["steps"]:
             last = before["steps"][-1]
             before = api.histograms(run_id, "advantages", max_steps=1, min_step=last, max_step=last)
-    except ApiError:
+    except ServerError:
         return no_update
     return distribution_figure(before, "advantage A")
 
@@ -264,10 +279,11 @@ def show_step(step, run_id):
 @callback(
     Output("run-diff-heatmap", "figure"),
     Output("run-diff-state", "data"),
-    Input("run-interval", "n_intervals"),
+    Input("run-diff-interval", "n_intervals"),
     Input("run-diff-mode", "value"),
     State("run-diff-state", "data"),
     State("run-id", "data"),
+    **_live("diff"),
 )
 def refresh_difficulty(_n, mode, state, run_id):
     if state and state.get("mode") != mode:
@@ -279,9 +295,10 @@ def refresh_difficulty(_n, mode, state, run_id):
 @callback(
     Output("run-ent-heatmap", "figure"),
     Output("run-ent-state", "data"),
-    Input("run-interval", "n_intervals"),
+    Input("run-ent-interval", "n_intervals"),
     State("run-ent-state", "data"),
     State("run-id", "data"),
+    **_live("ent"),
 )
 def refresh_entropy(_n, state, run_id):
     heat, _bands, new_state, _steps = _heat("entropy", "token entropy (nats)", 4, state, run_id)

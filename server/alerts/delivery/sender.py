@@ -11,20 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from fadewatch import __version__
+from fadewatch.protocol.answers import HONOURS_RETRY_AFTER, is_retriable, parse_retry_after
 from fadewatch.server.alerts.delivery.ssrf import Resolver, Target, TargetRefused, TargetUnresolved, resolve_target
 from fadewatch.server.alerts.delivery.webhooks import signed_headers
 from fadewatch.server.settings import ServerSettings
 
-__all__ = ["Outcome", "send", "retry_after_seconds", "RETRYABLE_STATUS"]
-
-# Besides 5xx: timeouts, too early, rate limited. Any other 4xx will not get better by retrying.
-RETRYABLE_STATUS = frozenset({408, 425, 429})
+__all__ = ["Outcome", "send"]
 
 
 @dataclass(frozen=True)
@@ -34,21 +31,6 @@ class Outcome:
     error: str | None
     duration_ms: float
     retry_after: float | None = None
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds, from either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
 
 
 def _pinned(target: Target, address: str) -> tuple[str, dict[str, str], dict]:
@@ -111,7 +93,7 @@ def send(
     if 200 <= code < 300:
         return Outcome("delivered", code, None, took())
     detail = f"HTTP {code}: {r.text[:200]}"
-    if code in RETRYABLE_STATUS or code >= 500:
-        wait = retry_after_seconds(r.headers.get("retry-after"), clock()) if code in (429, 503) else None
+    if is_retriable(code):
+        wait = parse_retry_after(r.headers.get("retry-after"), clock()) if code in HONOURS_RETRY_AFTER else None
         return Outcome("retry", code, detail, took(), wait)
     return Outcome("failed", code, detail, took())

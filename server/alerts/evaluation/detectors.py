@@ -14,6 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import OPS, Finite, Params, Verdict, baseline, fmt
 from fadewatch.server.alerts.evaluation.entropy import (EarlyWarningParams, EntropyCollapseParams, describe_collapse,
                                                        describe_early, early_warning_forecast, entropy_collapse,
@@ -48,7 +49,7 @@ def _describe_threshold(v: dict, p: ThresholdParams) -> str:
 # --- sign imbalance -------------------------------------------------------------------
 
 class SignImbalanceParams(Params):
-    metric: MetricName = "sign/balance"
+    metric: MetricName = metrics.SIGN_BALANCE
     bound: float = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
 
 
@@ -79,8 +80,8 @@ class HeavyTailsParams(Params):
     min_ess_frac: float | None = Field(0.1, gt=0, lt=1, allow_inf_nan=False)
 
 
-_TAILS = (("adv/max_abs_over_std", "max_abs_over_std", 1), ("adv/kurtosis", "kurtosis", 1),
-          ("difficulty/ess_frac", "min_ess_frac", -1))
+_TAILS = ((metrics.ADV_MAX_ABS_OVER_STD, "max_abs_over_std", 1), (metrics.ADV_KURTOSIS, "kurtosis", 1),
+          (metrics.DIFFICULTY_ESS_FRAC, "min_ess_frac", -1))
 
 
 def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict | None:
@@ -100,9 +101,9 @@ def heavy_tails(p: HeavyTailsParams, mem, step, scalars, nonfinite) -> Verdict |
 
 
 def _describe_tails(v: dict, p) -> str:
-    names = {"adv/max_abs_over_std": ("max|A|/std", ">", p.max_abs_over_std),
-             "adv/kurtosis": ("kurtosis", ">", p.kurtosis),
-             "difficulty/ess_frac": ("ESS/N", "<", p.min_ess_frac)}
+    names = {metrics.ADV_MAX_ABS_OVER_STD: ("max|A|/std", ">", p.max_abs_over_std),
+             metrics.ADV_KURTOSIS: ("kurtosis", ">", p.kurtosis),
+             metrics.DIFFICULTY_ESS_FRAC: ("ESS/N", "<", p.min_ess_frac)}
     parts = [f"{names[m][0]} {fmt(v[m])} {names[m][1]} {fmt(names[m][2])}" for m in v.get("tripped", ())]
     return "heavy-tailed advantages: " + ", ".join(parts) if parts else "advantage tails are back in bounds"
 
@@ -110,12 +111,12 @@ def _describe_tails(v: dict, p) -> str:
 # --- bounds on one scalar: no signal, geometry -----------------------------------------
 
 class NoSignalParams(Params):
-    metric: MetricName = "difficulty/no_signal_frac"
+    metric: MetricName = metrics.DIFFICULTY_NO_SIGNAL_FRAC
     bound: float = Field(0.8, ge=0, lt=1, allow_inf_nan=False)
 
 
 class GeometryParams(Params):
-    metric: MetricName = "geometry/rank1_frac"
+    metric: MetricName = metrics.GEOMETRY_RANK1_FRAC
     bound: float = Field(0.95, gt=0, lt=1, allow_inf_nan=False)
 
 
@@ -143,9 +144,9 @@ def _describe_geometry(v: dict, p) -> str:
 # --- diversity collapse ---------------------------------------------------------------
 
 class DiversityParams(Params):
-    distinct_metric: MetricName = "diversity/distinct_frac"
+    distinct_metric: MetricName = metrics.DIVERSITY_DISTINCT_FRAC
     distinct_fraction: float | None = Field(0.5, gt=0, lt=1, allow_inf_nan=False)
-    gap_metric: MetricName = "diversity/pass_gap"
+    gap_metric: MetricName = metrics.DIVERSITY_PASS_GAP
     gap_fraction: float | None = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     min_gap_baseline: float = Field(0.05, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)

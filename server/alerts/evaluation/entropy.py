@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from fadewatch.protocol import metrics
 from fadewatch.server.alerts.evaluation.detector_base import Params, Verdict, baseline, fmt, push
 from fadewatch.server.schemas import MetricName
 
@@ -16,7 +17,7 @@ __all__ = ["EntropyCollapseParams", "EarlyWarningParams", "entropy_collapse", "e
 
 
 class EntropyCollapseParams(Params):
-    metric: MetricName = "entropy/mean"
+    metric: MetricName = metrics.ENTROPY_MEAN
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     floor: float | None = Field(None, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)
@@ -51,8 +52,8 @@ def describe_collapse(v: dict, p) -> str:
 
 
 class EarlyWarningParams(Params):
-    entropy_metric: MetricName = "entropy/mean"
-    cov_metric: MetricName = "entropy/cov_logp_adv"
+    entropy_metric: MetricName = metrics.ENTROPY_MEAN
+    cov_metric: MetricName = metrics.ENTROPY_COV_LOGP_ADV
     fraction: float = Field(0.3, gt=0, lt=1, allow_inf_nan=False)
     floor: float | None = Field(None, ge=0, allow_inf_nan=False)
     baseline_steps: int = Field(10, ge=1, le=10_000)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fadewatch.protocol.answers import describe_errors
 from fadewatch.server.alerts.evaluation.detectors import DETECTORS, ThresholdParams
 from fadewatch.server.schemas import DisplayName, MetricName
 
@@ -180,12 +181,8 @@ class FileRule(RuleSpec):
 
 
 def brief(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors(include_url=False, include_context=False, include_input=False)[:5]:
-        where = ".".join(str(x) for x in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
+    """The first errors as one line, "where: what; ..."."""
+    return describe_errors(exc.errors(include_url=False, include_context=False, include_input=False))
 
 
 def spec_hash(spec: RuleSpec) -> str:
