@@ -266,20 +266,24 @@ def test_missing_inputs_leave_their_statistics_out():
     assert compute() == StepStats()
 
 
-def test_nonfinite_inputs_are_reported():
+def test_nonfinite_inputs_are_counted_left_out_and_flagged():
     adv = ADV.copy()
     adv[0] = np.nan
     s = compute(advantages=adv, rewards=REWARDS, group_ids=4)
-    assert s.scalars["adv/mean"] is None and "adv/mean" in s.nonfinite
-    assert "sign/m_pos" in s.nonfinite
-    assert s.histograms["advantages"]["count"] == 7 and s.histograms["advantages"]["sum"] is None
+    clean = compute(advantages=ADV[1:], rewards=REWARDS[1:])
+    assert s.scalars["advantages/nonfinite"] == 1 and s.nonfinite == ["advantages/nonfinite"]
+    assert s.scalars["rewards/nonfinite"] == 0
+    for name in ("adv/mean", "adv/std", "sign/m_pos", "sign/m_neg", "sign/n_zero", "adv/frac_zero"):
+        assert s.scalars[name] == pytest.approx(clean.scalars[name], rel=1e-12), name
+    assert s.histograms["advantages"]["count"] == 7 and s.histograms["advantages"]["sum"] is not None
     ent = np.ones((2, 3))
     ent[1, 2] = np.inf
     s = compute(entropy=ent, mask=np.array([[1, 1, 1], [1, 1, 0]]))
     assert s.scalars["entropy/mean"] == 1.0 and s.nonfinite == []  # the Inf is padding
+    assert s.scalars["entropy/nonfinite"] == 0
     s = compute(entropy=ent)
-    assert s.scalars["entropy/mean"] is None and "entropy/mean" in s.nonfinite
-    assert s.histograms["entropy"]["overflow"] == 1
+    assert s.scalars["entropy/mean"] == 1.0 and s.nonfinite == ["entropy/nonfinite"]
+    assert s.scalars["entropy/nonfinite"] == 1 and s.histograms["entropy"]["count"] == 5
 
 
 def test_extra_scalars_pass_through():

@@ -128,13 +128,13 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
     raw: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     view = token_view(B, inp)
-    adv = adv_tokens = r = s = None
+    adv = adv_tokens = r = s = fin_r = None
     if inp.advantages is not None:
         if inp.adv_token:
-            adv, adv_tokens = reduce_token_advantages(B, inp, view, raw)
+            adv_in, adv_tokens = reduce_token_advantages(B, inp, view, raw)
         else:
-            adv = B.cast(B.asarray(inp.advantages), B.f64)
-        reduce_advantages(B, raw, adv, cfg)
+            adv_in = B.cast(B.asarray(inp.advantages), B.f64)
+        adv = reduce_advantages(B, raw, adv_in, cfg)
     if view is not None:
         reduce_tokens(B, inp, view, raw, adv, adv_tokens)
     elif inp.completion_lengths is not None:
@@ -142,16 +142,17 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
         raw["len.sum"], raw["len.min"], raw["len.max"] = lens.sum(), lens.min(), lens.max()
     if inp.rewards is not None:
         r = B.cast(B.asarray(inp.rewards), B.f64)
-        s = reduce_rewards(B, raw, r, cfg)
+        s, fin_r = reduce_rewards(B, raw, r, cfg)
     g = group_structure(inp)
     if g is not None and s is not None:
-        reduce_groups(B, raw, g, s, adv, cfg)
+        reduce_groups(B, raw, g, s, fin_r, adv, cfg)
     if g is not None and inp.completions is not None:
         reduce_diversity(inp, B, view, g, raw)
     if inp.rollouts is not None:
         from fadewatch.rollouts.choice import reduce_rollouts  # it builds on these modules: imported late
 
-        reduce_rollouts(B, inp, g, adv, r, view, raw, meta)
+        # The advantages as logged (a non-finite one is shown as missing, and weighs nothing).
+        reduce_rollouts(B, inp, g, None if adv is None else adv_in, r, view, raw, meta)
     _extras(B, inp, raw, meta)
     return Reduced(cfg, n, g.ng if g is not None else None, raw, meta)
 
@@ -164,7 +165,7 @@ def finalize(red: Reduced) -> StepStats:
         finalize_advantages(h, out, cfg, n)
         finalize_rewards(h, out, n)
         if red.ng:
-            finalize_groups(h, out, cfg, red.ng)
+            finalize_groups(h, out, cfg)
         finalize_tokens(h, out, cfg, n)
         finalize_diversity(h, out)
     names, offsets = red.meta.get("extras", ([], {}))
