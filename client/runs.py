@@ -72,7 +72,7 @@ class Run:
     """A run being logged; made by ``fadewatch.init()``."""
 
     def __init__(self, settings: Settings, project: str, name: str, config: Any = None, *,
-                 stats_config: Any = None, queue_size: int = 1000, batch_size: int = 100,
+                 stats_config: Any = None, rollouts: Any = None, queue_size: int = 1000, batch_size: int = 100,
                  batch_interval: float = 1.0, transport: Any = None, clock: Clock | None = None,
                  backoff: Backoff | None = None):
         self.project = _check_display_name(project, "project")
@@ -95,6 +95,11 @@ class Run:
         self._counters = Counters()
         self._notices = Notices()
         self._stats_config = stats_config
+        from fadewatch.rollouts import RolloutConfig, RunBudget
+
+        if rollouts is not None and not isinstance(rollouts, RolloutConfig):
+            raise UsageError(f"rollouts must be a fadewatch.RolloutConfig, got {type(rollouts).__name__}")
+        self._rollouts = RunBudget(rollouts or RolloutConfig())  # the per-run cap of the inspector's rollouts
         self._head: Any = None
         self.on_finished: Callable[[Run], None] | None = None  # the registry forgets the run
         self._spool: Spool | None = None
@@ -112,7 +117,8 @@ class Run:
             self._sender = Sender(api, self._spool, self._counters, clock=clock, backoff=backoff,
                                   batch_size=batch_size, interval=batch_interval)
         self._worker = StatsWorker(self._queue, self._spool, self._counters,
-                              on_record=self._sender.notify if self._sender else None)
+                                   on_record=self._sender.notify if self._sender else None,
+                                   rollout_budget=self._rollouts)
         self._worker.start()
         if self._sender:
             self._sender.start()
@@ -139,8 +145,12 @@ class Run:
 
     def log(self, step: int, *, advantages: Any = None, rewards: Any = None, group_ids: Any = None,
             entropy: Any = None, mask: Any = None, completions: Any = None, logprobs: Any = None,
-            **scalars: Any) -> None:
-        """Record one training step; returns at once (see docs/client.md)."""
+            prompts: Any = None, tokenizer: Any = None, reward_parts: Any = None, **scalars: Any) -> None:
+        """Record one training step; returns at once (see docs/client.md).
+
+        prompts, completions (texts, or token ids with a tokenizer or decode function) and
+        reward_parts feed the rollout inspector (docs/client.md, "Rollouts").
+        """
         if self.mode == "disabled":
             return
         if self._state != "running":
@@ -162,10 +172,16 @@ class Run:
                   "mask": mask, "logprobs": logprobs, "completions": completions}
         measured = self._measure_head(step)
         inputs = reduced = None
-        if measured or any(v is not None for v in arrays.values()):
+        if measured or any(v is not None for v in (*arrays.values(), prompts, reward_parts)):
             from fadewatch import stats
 
-            inputs = stats.prepare(**arrays, scalars=measured or None, config=self._config_of_stats(stats))
+            rollout_inputs = {"prompts": prompts, "tokenizer": tokenizer, "reward_parts": reward_parts}
+            if completions is not None:
+                from fadewatch.rollouts.inputs import RolloutPlan
+
+                rollout_inputs["rollouts"] = RolloutPlan(self._rollouts.config, self._rollouts.allowance(), step)
+            inputs = stats.prepare(**arrays, scalars=measured or None, config=self._config_of_stats(stats),
+                                   **rollout_inputs)
             if any(on_accelerator(v) for v in _leaves(arrays, measured)):
                 try:  # kernel launches and an async copy only: the worker waits for the device, not us
                     reduced, inputs = stats.reduce(inputs).to_host_async(), None

@@ -47,10 +47,10 @@ def server(tmp_path_factory):
 
 
 def _assert_matches_trl(stored: Stored, tables: dict, group_size: int, steps=None) -> None:
-    """Per step (``steps``, or every step with rollouts): the advantages, rewards and samples
+    """Per step (``steps``, or every step with rollouts): the advantages, rewards and rollouts
     stored are the ones TRL computed."""
     adv_hist, adv_mean, reward_mean = stored.histogram("advantages"), stored.series("adv/mean"), stored.series("reward/mean")
-    samples = stored.samples()
+    rollouts = stored.rollouts()
     assert adv_hist and set(adv_hist) <= set(tables)
     for step in steps or adv_hist:  # a step that completes a generation: TRL's table holds that generation
         trl = tables[step]
@@ -62,15 +62,16 @@ def _assert_matches_trl(stored: Stored, tables: dict, group_size: int, steps=Non
         assert h["max"] == pytest.approx(trl["advantage"].max(), abs=1e-5)
         assert adv_mean[step] == pytest.approx(trl["advantage"].mean(), abs=1e-5)
         assert reward_mean[step] == pytest.approx(trl["reward"].mean(), abs=1e-5)
-        assert samples[step], f"no samples at step {step}"
-        for sample in samples[step]:
-            # the sample's group holds a rollout with exactly this text, advantage and reward
-            # group ids count on across generations; TRL's table holds this step's generation
-            first = (sample["group"] % (n // group_size)) * group_size
+        assert rollouts[step], f"no rollouts at step {step}"
+        for r in rollouts[step]:
+            # whole groups, with their prompt; each rollout is a row of its group in TRL's table
+            # (group ids count on across generations; TRL's table holds this step's generation)
+            assert r["group_size"] == group_size and r["prompt"]
+            first = (int(r["group"]) % (n // group_size)) * group_size
             rows = range(first, first + group_size)
-            assert any(trl["completion"][r] == sample["text"]
-                       and abs(trl["advantage"][r] - sample["advantage"]) < 1e-5
-                       and abs(trl["reward"][r] - sample["reward"]) < 1e-5 for r in rows), (step, sample)
+            assert any(trl["completion"][i] == r["completion"]
+                       and abs(trl["advantage"][i] - r["advantage"]) < 1e-5
+                       and abs(trl["reward"][i] - r["reward"]) < 1e-5 for i in rows), (step, r)
 
 
 def test_grpo_steps_match_what_trl_computed(server, tmp_path):

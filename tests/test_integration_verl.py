@@ -105,9 +105,9 @@ def _check_step(args: dict, rollouts: int, tokenizer=None) -> None:
         # the stand-in actor's values are functions of the token: recover the tokens from both
         ids = torch.tensor([next(t for t in range(64) if abs(token_logprob(t) - lp) < 1e-5
                                  and abs(token_entropy(t) - e) < 1e-5) for lp, e in zip(logprobs, entropy)])
-        if tokenizer is not None:  # and they are the tokens of the logged response
-            text = tokenizer.decode(ids.tolist(), skip_special_tokens=True)
-            assert text == args["completions"][i], (i, text, args["completions"][i])
+        if tokenizer is not None:  # and they are the tokens of the logged response, decoded by its tokenizer
+            assert torch.equal(args["completions"][i][mask[i]].cpu(), ids), i
+            assert args["tokenizer"] is tokenizer
 
 
 def _check_stored(stored: Stored, rollouts: int, tokens: dict[int, int]) -> None:
@@ -140,7 +140,9 @@ def test_legacy_fit_logs_each_step_and_finishes_when_fit_returns(server, server_
         _check_step(args, 8, policy.tokenizer)
     _check_stored(stored, 8, {s: int(a["mask"].sum()) for s, a in steps.items()})
     assert stored.run["config"]["algorithm"]["adv_estimator"] == "grpo"
-    assert all(s["group"] in set(steps[2]["group_ids"]) for s in stored.samples()[2])
+    rollouts = stored.rollouts()[2]  # whole groups of 4, with the prompt and response decoded
+    assert rollouts and all(r["group"] in set(steps[2]["group_ids"]) and r["group_size"] == 4 for r in rollouts)
+    assert all(r["prompt"] and r["completion"] for r in rollouts)
 
 
 def test_ctrl_c_in_fit_marks_the_run_failed(server, server_url, no_del):

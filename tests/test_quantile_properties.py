@@ -52,7 +52,7 @@ def run_records(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     lo = draw(st.sampled_from([-4.0, -1.0, 0.0]))
     spec = HistogramSpec(lo, lo + draw(st.sampled_from([2.0, 5.0, 8.0])), draw(st.integers(1, 80)))
-    cfg = StatsConfig(histograms={"advantages": spec}, max_samples=0)
+    cfg = StatsConfig(histograms={"advantages": spec})
     steps = sorted(draw(st.sets(st.integers(0, 300), min_size=2, max_size=40)))
     values = {s: draw_values(rng, kind, int(rng.integers(1, 30))) for s in steps}
     records = [(s, compute(advantages=values[s], config=cfg).histograms["advantages"]) for s in steps]

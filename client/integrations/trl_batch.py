@@ -32,6 +32,7 @@ class Generation:
     local_size: int
     rewards: Any              # [local_size] CPU float64: the rewards its advantages came from, or None
     texts: list[str] | None   # all ``size`` completion texts (kept by the main process only)
+    prompts: list[str] | None  # their prompts, for the rollout inspector (main process only)
     seen: int = 0             # this process's rollouts trained on so far, all passes together
 
 
@@ -87,14 +88,18 @@ class RolloutCapture:
         start = self._next_offset + trainer.accelerator.process_index * local
         output[ROLLOUT_KEY] = torch.arange(start, start + local)  # on the CPU: read without a device sync
         rewards = self._rewards(per_func, size, start - self._next_offset, local, output, generation_logps)
-        texts = None
+        texts = prompts = None
         if self.keep_texts:
-            logged = getattr(trainer, "_logs", {}).get("completion")
+            logs = getattr(trainer, "_logs", {})
+            logged = logs.get("completion")
             if logged is not None and len(logged) >= size:
                 texts = [completion_text(c) for c in list(logged)[-size:]]
             else:
                 self.missing.add("completions")
-        self.generations.append(Generation(self._next_offset, size, start, local, rewards, texts))
+            logged = logs.get("prompt")  # the same rows
+            if texts is not None and logged is not None and len(logged) >= size:
+                prompts = [completion_text(p) for p in list(logged)[-size:]]
+        self.generations.append(Generation(self._next_offset, size, start, local, rewards, texts, prompts))
         self._next_offset += size
         del self.generations[:-_KEEP_GENERATIONS]
 

@@ -132,15 +132,18 @@ class PassAssembler:
             value = merged.get(key)
             if value is not None:
                 arrays[key] = value[order.to(value.device)] if value.device != order.device else value[order]
-        texts = []
+        texts, prompts = [], []
         for row in rows.tolist():
             gen = self.generation_of(row)
             if gen is None or gen.texts is None:
                 texts = None
                 break
             texts.append(gen.texts[row - gen.offset])
+            prompts.append(None if gen.prompts is None else gen.prompts[row - gen.offset])
         if texts is not None:
             arrays["completions"] = texts
+            if None not in prompts:
+                arrays["prompts"] = prompts
         generation_index = self._generation_index(gen_offset)
         return Record(arrays, generation_index, pass_index, len(set(arrays["group_ids"].tolist())))
 

@@ -36,7 +36,8 @@ BACKEND = "fadewatch"
 # compute_advantage_for_multi_trajectories, RayPPOTrainer / PPOTrainer.fit.
 SUPPORTED_VERL = VersionRange("verl", "0.9", "0.10")
 # run.log's own arguments: a verl metric of one of these names is sent as verl/<name>
-_RESERVED = {"advantages", "rewards", "group_ids", "entropy", "mask", "completions", "logprobs", "step"}
+_RESERVED = {"advantages", "rewards", "group_ids", "entropy", "mask", "completions", "logprobs", "prompts",
+             "tokenizer", "reward_parts", "step"}
 
 _setup_lock = threading.Lock()
 _installed = False

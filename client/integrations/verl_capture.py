@@ -60,7 +60,14 @@ class Capture:
         if not passes:
             return None
         parts = [self._arguments(data, entropy) for data, entropy in passes]
-        return parts[0] if len(parts) == 1 else _concat(parts)
+        out = parts[0] if len(parts) == 1 else _concat(parts, self._pad_id())
+        if self.tokenizer is not None and "completions" in out:
+            out["tokenizer"] = self.tokenizer
+        return out
+
+    def _pad_id(self) -> int:
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return int(pad) if isinstance(pad, int) else 0
 
     def _arguments(self, data: Any, entropy: Any) -> dict[str, Any]:
         batch = data.batch
@@ -83,22 +90,23 @@ class Capture:
         else:
             self.unmatched += 1
         if "responses" in keys and tuple(batch["responses"].shape) == tuple(response_mask.shape):
-            out["completions"] = self._completions(batch["responses"], response_mask)
+            # Token ids, with the tokenizer (take()): the hook decodes only the rollouts it keeps,
+            # off this thread. Left padding of the prompts is a special token, skipped when decoded.
+            out["completions"] = batch["responses"]
+            if "prompts" in keys and batch["prompts"].shape[0] == response_mask.shape[0]:
+                out["prompts"] = batch["prompts"]
         return out
 
-    def _completions(self, responses: Any, mask: Any) -> Any:
-        rows = [ids[m.bool()].tolist() for ids, m in zip(responses.cpu(), mask.cpu())]
-        if self.tokenizer is None:
-            return rows
-        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
+def _concat(parts: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """The passes of one step as one batch: token fields padded to the widest pass.
 
-def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The passes of one step as one batch: token fields padded to the widest pass."""
+    Response fields are padded on the right (the mask says which tokens are real); prompts,
+    left-padded by verl, on the left with the pad token, which decoding skips.
+    """
     import torch
     from torch.nn.functional import pad
 
-    width = max(p["mask"].shape[-1] for p in parts)
     out: dict[str, Any] = {}
     for key in parts[0]:
         values = [p.get(key) for p in parts]
@@ -107,7 +115,11 @@ def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(values[0], list):
             out[key] = [item for v in values for item in v]
         elif values[0].ndim == 2:
-            out[key] = torch.cat([pad(v, (0, width - v.shape[-1])) for v in values])
+            width = max(v.shape[-1] for v in values)
+            if key == "prompts":
+                out[key] = torch.cat([pad(v, (width - v.shape[-1], 0), value=pad_id) for v in values])
+            else:
+                out[key] = torch.cat([pad(v, (0, width - v.shape[-1])) for v in values])
         else:
             out[key] = torch.cat(values)
     return out
