@@ -18,7 +18,7 @@ import torch
 
 import fadewatch
 from fadewatch.integrations import openrlhf as hook
-from tests.support.servers import LiveServer
+from tests.support.servers import live_server, torch_threads
 from tests.support.tiny_policy import Policy, token_entropy, token_logprob
 from tests.support.trl_checks import Stored
 
@@ -34,17 +34,14 @@ def openrlhf():
     from tests.support.openrlhf_stubs import import_openrlhf
 
     hook.setup()  # before OpenRLHF's modules are imported, as in a Ray worker
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield import_openrlhf()
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield import_openrlhf()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = LiveServer(tmp_path_factory.mktemp("openrlhf-server")).start()
-    yield srv
-    srv.stop()
+    with live_server(tmp_path_factory, "openrlhf-server") as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 import fadewatch
 from fadewatch.errors import UsageError
-from tests.support.servers import LiveServer
+from tests.support.servers import live_server, torch_threads
 from tests.support.tiny_trl import digit_reward, length_reward, make_trainer
 from tests.support.trl_checks import Stored, TrlRecorder, load_tables
 from tests.support.trl_spies import LogSpy, LossSpy, check_records, loo_advantages, rows_of
@@ -31,19 +31,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module", autouse=True)
 def _few_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = LiveServer(tmp_path_factory.mktemp("trl-server")).start()
-    yield srv
-    srv.stop()
+    with live_server(tmp_path_factory, "trl-server") as srv:
+        yield srv
 
 
 def _assert_matches_trl(stored: Stored, tables: dict, group_size: int, steps=None) -> None:

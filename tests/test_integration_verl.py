@@ -25,7 +25,7 @@ import torch
 import fadewatch
 from fadewatch.integrations import verl as hook
 from tests.support.polling import wait_until
-from tests.support.servers import LiveServer
+from tests.support.servers import live_server, torch_threads
 from tests.support.trl_checks import Stored
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,17 +33,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module", autouse=True)
 def _few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = LiveServer(tmp_path_factory.mktemp("verl-server")).start()
-    yield srv
-    srv.stop()
+    with live_server(tmp_path_factory, "verl-server") as srv:
+        yield srv
 
 
 @pytest.fixture
