@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	# torch is pinned and installed first, so nothing resolves the multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# OpenRLHF's own dependencies include CUDA builds (flash-attn): its pure-Python package alone
+	# is enough for the integration tests (tests/support/openrlhf_stubs.py).
+	$(BIN)/pip install --quiet --no-deps 'openrlhf==0.11.2'
 	touch $(STAMP)
 
 $(CHROMIUM):

@@ -8,7 +8,7 @@ the server process's and its PostgreSQL backends' user+system time over the inge
 Two workloads:
   hook   what the real hook sends for a standard GRPO step (512 prompts x 8, 512 tokens):
          records made by `fadewatch.init(mode="offline")` + `run.log(...)`, read back from
-         its spool (43 scalars, 5 histograms, 4 sampled completions)
+         its spool (43 scalars, 5 histograms, rollouts within the default 64 KB budget)
   bench  bench/ingest.py's record: 30 scalars and 2 histograms of 64 bins, no samples
 
     .venv/bin/python bench/storage.py                        # both, 20,000 steps over 4 runs
@@ -36,7 +36,7 @@ from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 from ingest import make_record  # noqa: E402
 
 BATCH = 100
-TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "runs")
+TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "rollout_groups", "rollouts", "runs")
 PROMPTS, GROUP, TOKENS, VOCAB = 512, 8, 512, 32_000
 
 
@@ -110,10 +110,11 @@ def _sizes(engine) -> dict[str, tuple[int, int]]:
 def _columns(engine) -> dict[str, float]:
     """Average stored size of the wide columns (after TOAST compression)."""
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT avg(pg_column_size(scalars)), avg(coalesce(pg_column_size(samples), 0)) "
-                                "FROM steps")).one()
+        scalars = conn.scalar(text("SELECT avg(pg_column_size(scalars)) FROM steps"))
         hist = conn.scalar(text("SELECT avg(pg_column_size(data)) FROM histograms"))
-    return {"steps.scalars": float(row[0]), "steps.samples": float(row[1]), "histograms.data": float(hist or 0)}
+        completion = conn.scalar(text("SELECT avg(pg_column_size(completion)) FROM rollouts"))
+    return {"steps.scalars": float(scalars), "histograms.data": float(hist or 0),
+            "rollouts.completion": float(completion or 0)}
 
 
 def measure(workload: str, steps: int, runs: int, templates: list[dict]) -> dict:

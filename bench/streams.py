@@ -43,6 +43,10 @@ class RunShape:
     collapse: bool = False
     difficulty_histograms: bool = False  # also the three difficulty histograms (5 in all)
     samples: int = 2
+    # Above 0: each step also carries the rollouts the hook keeps of a synthetic batch of
+    # math problems within this many bytes (bench/_rollout_batches.py), instead of samples.
+    rollout_bytes: int = 0
+    rollout_prompts: int = 32
 
 
 def _noise(rng: np.random.Generator, scale: float) -> float:
@@ -152,8 +156,14 @@ def step_record(shape: RunShape, step: int, rng: np.random.Generator) -> dict:
     samples = [{"text": " ".join(rng.choice(WORDS, size=12)) + f" = {int(rng.integers(10, 99))}",
                 "group": f"g{int(rng.integers(0, 16))}", "reward": float(rng.integers(0, 2)),
                 "advantage": round(_noise(rng, adv_std), 4)} for _ in range(shape.samples)]
-    return {"step": step, "time": None, "scalars": {k: round(v, 6) for k, v in scalars.items()},
-            "histograms": histograms, "samples": samples or None}
+    record = {"step": step, "time": None, "scalars": {k: round(v, 6) for k, v in scalars.items()},
+              "histograms": histograms, "samples": samples or None}
+    if shape.rollout_bytes:
+        from _rollout_batches import batch, hook_rollouts
+
+        data = batch(step, prompts=shape.rollout_prompts, g=shape.group_size, seed=shape.seed)
+        record["rollouts"], record["samples"] = hook_rollouts(data, shape.rollout_bytes, step), None
+    return record
 
 
 def records(shape: RunShape, batch_size: int = 1000, start: int = 0, stop: int | None = None) -> Iterator[list[dict]]:

@@ -2,7 +2,8 @@
 
     import fadewatch
     run = fadewatch.init(project="math-grpo", name="qwen7b-fade", config=cfg)
-    run.log(step, advantages=adv, rewards=r, group_ids=uid, entropy=ent, mask=mask, loss=loss)
+    run.log(step, advantages=adv, rewards=r, group_ids=uid, entropy=ent, mask=mask, loss=loss,
+            prompts=prompt_texts, completions=completion_ids, tokenizer=tok)   # rollouts: optional
     run.finish()
 
     fadewatch.watch(trainer, project="math-grpo")   # a TRL GRPOTrainer, in one line
@@ -11,6 +12,7 @@
 from fadewatch.errors import FadewatchError, ServerError, UsageError
 from fadewatch.integrations import watch
 from fadewatch.registry import finish, init, log
+from fadewatch.rollouts import RolloutConfig
 from fadewatch.runs import Run
 from fadewatch.settings import Settings, get_settings
 
@@ -18,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FadewatchError",
+    "RolloutConfig",
     "Run",
     "ServerError",
     "Settings",

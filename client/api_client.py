@@ -211,10 +211,6 @@ class ApiClient:
         return self.get(f"/runs/{int(run_id)}/histograms", name=name, max_steps=max_steps,
                         min_step=min_step, max_step=max_step)
 
-    def samples(self, run_id: int, limit: int = 8, max_step: int | None = None) -> list[dict]:
-        """Sampled completions of the newest steps at or before ``max_step``, newest first."""
-        return self.get(f"/runs/{int(run_id)}/samples", limit=limit, max_step=max_step)["samples"]
-
     def alerts(self, **params: Any) -> list[dict]:
         """Alerts, most recently changed first (GET /alerts: project, run_id, state, ...)."""
         return self.get("/alerts", **params)["alerts"]

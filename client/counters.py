@@ -16,7 +16,7 @@ class Counters:
     """The numbers behind ``run.health()``; a lock around the arithmetic only."""
 
     NAMES = ("logged", "sent", "stored", "duplicates", "spooled", "replayed", "dropped",
-             "rejected", "failed_batches", "stats_errors")
+             "rejected", "failed_batches", "stats_errors", "rollout_bytes", "rollouts_over_cap")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fadewatch.delivery import Backoff, Clock
 from fadewatch.errors import UsageError
 from fadewatch.notices import Notices, logger
-from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_STEP
-from fadewatch.protocol.names import DISPLAY_NAME_RULE, display_name_problem
-from fadewatch.records import DeferredScalars, check_name, config_to_json, on_accelerator, take_scalar
+from fadewatch.records import DeferredScalars, config_to_json, on_accelerator
+from fadewatch.run_args import check_display_name, check_step, describe_error, leaves, split_scalars
 from fadewatch.counters import Counters
 from fadewatch.settings import Settings
 from fadewatch.spool import Spool
@@ -31,52 +30,15 @@ __all__ = ["Run", "STATUSES"]
 STATUSES = ("finished", "failed", "crashed")
 
 
-def _check_step(step: object) -> int:
-    if isinstance(step, bool) or not hasattr(step, "__index__") or on_accelerator(step):
-        raise UsageError(f"step must be a non-negative int, got {step!r}")
-    value = step.__index__()
-    if not 0 <= value <= MAX_STEP:
-        raise UsageError(f"step must be an int from 0 to {MAX_STEP}, got {value}")
-    return value
-
-
-def _leaves(arrays: dict[str, Any], measured: dict[str, Any] | None):
-    """The tensors to look at to tell where the inputs live (first rows of ragged lists too)."""
-    for v in arrays.values():
-        yield v
-        if isinstance(v, (list, tuple)) and v:
-            yield v[0]
-    for v in (measured or {}).values():
-        yield from (v if isinstance(v, tuple) else (v,))  # a Ratio holds two tensors
-
-
-def _describe_error(error: object) -> str | None:
-    """"Type: message" of an exception (or the text given), cut to what the server keeps."""
-    if error is None:
-        return None
-    if isinstance(error, BaseException):
-        error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    if not isinstance(error, str):
-        raise UsageError(f"error must be an exception or a string, got {type(error).__name__}")
-    return error[:MAX_ERROR_CHARS]
-
-
-def _check_display_name(value: object, what: str) -> str:
-    problem = display_name_problem(value)
-    if problem:
-        raise UsageError(f"{what} must be {DISPLAY_NAME_RULE} ({problem}), got {value!r}")
-    return value
-
-
 class Run:
     """A run being logged; made by ``fadewatch.init()``."""
 
     def __init__(self, settings: Settings, project: str, name: str, config: Any = None, *,
-                 stats_config: Any = None, queue_size: int = 1000, batch_size: int = 100,
+                 stats_config: Any = None, rollouts: Any = None, queue_size: int = 1000, batch_size: int = 100,
                  batch_interval: float = 1.0, transport: Any = None, clock: Clock | None = None,
                  backoff: Backoff | None = None):
-        self.project = _check_display_name(project, "project")
-        self.name = _check_display_name(name, "name")
+        self.project = check_display_name(project, "project")
+        self.name = check_display_name(name, "name")
         if int(queue_size) < 1:
             raise UsageError(f"queue_size must be at least 1, got {queue_size}")
         if stats_config is not None:
@@ -95,6 +57,11 @@ class Run:
         self._counters = Counters()
         self._notices = Notices()
         self._stats_config = stats_config
+        from fadewatch.rollouts import RolloutConfig, RunBudget
+
+        if rollouts is not None and not isinstance(rollouts, RolloutConfig):
+            raise UsageError(f"rollouts must be a fadewatch.RolloutConfig, got {type(rollouts).__name__}")
+        self._rollouts = RunBudget(rollouts or RolloutConfig())  # the per-run cap of the inspector's rollouts
         self._head: Any = None
         self.on_finished: Callable[[Run], None] | None = None  # the registry forgets the run
         self._spool: Spool | None = None
@@ -112,7 +79,8 @@ class Run:
             self._sender = Sender(api, self._spool, self._counters, clock=clock, backoff=backoff,
                                   batch_size=batch_size, interval=batch_interval)
         self._worker = StatsWorker(self._queue, self._spool, self._counters,
-                              on_record=self._sender.notify if self._sender else None)
+                                   on_record=self._sender.notify if self._sender else None,
+                                   rollout_budget=self._rollouts)
         self._worker.start()
         if self._sender:
             self._sender.start()
@@ -139,34 +107,36 @@ class Run:
 
     def log(self, step: int, *, advantages: Any = None, rewards: Any = None, group_ids: Any = None,
             entropy: Any = None, mask: Any = None, completions: Any = None, logprobs: Any = None,
-            **scalars: Any) -> None:
-        """Record one training step; returns at once (see docs/client.md)."""
+            prompts: Any = None, tokenizer: Any = None, reward_parts: Any = None, **scalars: Any) -> None:
+        """Record one training step; returns at once (see docs/client.md).
+
+        prompts, completions (texts, or token ids with a tokenizer or decode function) and
+        reward_parts feed the rollout inspector (docs/client.md, "Rollouts").
+        """
         if self.mode == "disabled":
             return
         if self._state != "running":
             raise UsageError(f"log() after finish() of run {self.project}/{self.name}")
-        step = _check_step(step)
+        step = check_step(step)
         if step <= self._last_step:
             raise self._step_error(step)
         now = time.time()
-        values: dict[str, float | None] = {}
-        deferred: dict[str, Any] = {}
-        for key, value in scalars.items():
-            check_name(key)
-            taken = take_scalar(key, value)
-            if taken is None or isinstance(taken, float):
-                values[key] = taken
-            else:
-                deferred[key] = taken
+        values, deferred = split_scalars(scalars)
         arrays = {"advantages": advantages, "rewards": rewards, "group_ids": group_ids, "entropy": entropy,
                   "mask": mask, "logprobs": logprobs, "completions": completions}
         measured = self._measure_head(step)
         inputs = reduced = None
-        if measured or any(v is not None for v in arrays.values()):
+        if measured or any(v is not None for v in (*arrays.values(), prompts, reward_parts)):
             from fadewatch import stats
 
-            inputs = stats.prepare(**arrays, scalars=measured or None, config=self._config_of_stats(stats))
-            if any(on_accelerator(v) for v in _leaves(arrays, measured)):
+            rollout_inputs = {"prompts": prompts, "tokenizer": tokenizer, "reward_parts": reward_parts}
+            if completions is not None:
+                from fadewatch.rollouts.inputs import RolloutPlan
+
+                rollout_inputs["rollouts"] = RolloutPlan(self._rollouts.config, self._rollouts.allowance(), step)
+            inputs = stats.prepare(**arrays, scalars=measured or None, config=self._config_of_stats(stats),
+                                   **rollout_inputs)
+            if any(on_accelerator(v) for v in leaves(arrays, measured)):
                 try:  # kernel launches and an async copy only: the worker waits for the device, not us
                     reduced, inputs = stats.reduce(inputs).to_host_async(), None
                 except UsageError:
@@ -266,10 +236,16 @@ class Run:
         """
         if status not in STATUSES:
             raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-        error = _describe_error(error) if status != "finished" else None
+        error = describe_error(error) if status != "finished" else None
         with self._lock:
             if self._state != "running":
                 return bool(self._result)
+            if self._on_own_thread():
+                # Garbage collection can run a __del__ that finishes the run on the run's own worker
+                # or sender thread, which cannot wait for itself: finish from a thread of its own.
+                threading.Thread(target=self.finish, args=(timeout, status, error), daemon=True,
+                                 name=f"finish {self.project}/{self.name}").start()
+                return False
             self._state = "finishing"
             target = self._seq
         try:
@@ -279,6 +255,11 @@ class Run:
             if self.on_finished is not None:
                 self.on_finished(self)
         return self._result
+
+    def _on_own_thread(self) -> bool:
+        current = threading.current_thread()
+        return any(getattr(part, "_thread", None) is current
+                   for part in (getattr(self, "_worker", None), self._sender) if part is not None)
 
     def _finish(self, target: int, timeout: float, status: str, error: str | None) -> bool:
         if self.mode == "disabled":

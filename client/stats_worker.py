@@ -69,8 +69,9 @@ class StatsWorker:
     """One daemon thread per run: jobs in, spooled records out."""
 
     def __init__(self, queue: BoundedQueue, spool: Spool, counters: Counters, *,
-                 on_record: Callable[[], None] | None = None):
+                 on_record: Callable[[], None] | None = None, rollout_budget: Any = None):
         self.queue, self.spool, self.counters = queue, spool, counters
+        self.rollout_budget = rollout_budget  # fadewatch.rollouts.RunBudget: the per-run cap
         self.on_record = on_record or (lambda: None)
         self.notices = Notices()
         self.done_seq = 0
@@ -121,9 +122,22 @@ class StatsWorker:
                                  "kept in memory reached their limit: step %s dropped (%d dropped so far)",
                                  job.step, self.counters.snapshot()["dropped"])
 
+    def _admit(self, groups: list[dict]) -> list[dict]:
+        """A step's rollouts if the run's cap still has room for them, else none."""
+        if not groups:
+            return []
+        from fadewatch.rollouts.fill import rollout_bytes
+
+        size = rollout_bytes(groups)
+        if self.rollout_budget is not None and not self.rollout_budget.admit(size):
+            self.counters.add(rollouts_over_cap=1)
+            return []
+        self.counters.add(rollout_bytes=size)
+        return groups
+
     def _record(self, job: Job) -> dict[str, Any]:
         record: dict[str, Any] = {"step": job.step, "time": job.time, "scalars": {},
-                                  "histograms": {}, "samples": [], "nonfinite": []}
+                                  "histograms": {}, "rollouts": [], "nonfinite": []}
         nonfinite = set(job.nonfinite)
         if job.inputs is not None or job.reduced is not None:
             try:
@@ -133,7 +147,7 @@ class StatsWorker:
                 result = stats.finalize(reduced)
                 record["scalars"].update(result.scalars)
                 record["histograms"] = dict(result.histograms)
-                record["samples"] = list(result.samples)
+                record["rollouts"] = self._admit(result.rollouts)
                 nonfinite.update(result.nonfinite)
             except Exception as exc:  # noqa: BLE001 - keep the step's scalars at least
                 self.counters.add(stats_errors=1)

@@ -51,12 +51,13 @@ def _figures(api: ApiClient, run: dict) -> tuple[dict, dict]:
     return figs, users
 
 
-def _samples(api: ApiClient, run_id: int) -> list[dict]:
+def _rollouts(api: ApiClient, run_id: int) -> list[dict]:
+    """The newest step's first groups of rollouts."""
     try:
-        rows = api.get(f"/runs/{int(run_id)}/samples", limit=8)
-    except ServerError:
+        rows = api.get(f"/runs/{int(run_id)}/rollouts", limit=16)["rollouts"]
+    except (ServerError, KeyError, TypeError):
         return []
-    return rows.get("samples", rows) if isinstance(rows, dict) else rows
+    return [r for r in rows if r["step"] == rows[0]["step"]]
 
 
 def build_report(api: ApiClient, run_id: int) -> str:
@@ -81,13 +82,14 @@ def build_report(api: ApiClient, run_id: int) -> str:
         body.append(f'<h2 class="fw-section">Other scalars</h2><div class="fw-grid small">{"".join(cards)}</div>')
     config = json.dumps(run.get("config") or {}, indent=2, sort_keys=True, default=str)
     body.append(f'<h2 class="fw-section">Config</h2><pre class="fw-pre">{e(config)}</pre>')
-    samples = _samples(api, run["id"])
-    if samples:
+    rollouts = _rollouts(api, run["id"])
+    if rollouts:
         items = "".join(
-            f'<div class="fw-sample"><div class="fw-meta">step <b>{e(str(s.get("step", "–")))}</b> · reward '
-            f'<b>{e(str(s.get("reward", "–")))}</b> · advantage <b>{e(str(s.get("advantage", "–")))}</b></div>'
-            f'<pre>{e(str(s.get("text", "")))}</pre></div>' for s in samples)
-        body.append(f'<h2 class="fw-section">Sampled completions</h2>{items}')
+            f'<div class="fw-sample"><div class="fw-meta">step <b>{e(str(r["step"]))}</b> · group '
+            f'<b>{e(str(r["group"]))}</b> · reward <b>{e(str(r.get("reward", "–")))}</b> · advantage '
+            f'<b>{e(str(r.get("advantage", "–")))}</b></div><pre class="fw-rollout-prompt">{e(str(r.get("prompt") or ""))}'
+            f'</pre><pre>{e(str(r["completion"]))}</pre></div>' for r in rollouts)
+        body.append(f'<h2 class="fw-section">Rollouts</h2>{items}')
 
     css = (ASSETS / "fadewatch.css").read_text(encoding="utf-8")
     last = "–" if run["last_step"] is None else f"{run['last_step']:,}"

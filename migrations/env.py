@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from fadewatch.server.models import Base
+from fadewatch.server.models import Base, in_models
 
 config = context.config
 target_metadata = Base.metadata
@@ -26,6 +26,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_name=in_models,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -46,7 +47,7 @@ def run_migrations_online() -> None:
 def _run_with(connection) -> None:
     # Batch mode lets ALTER TABLE migrations run on SQLite too.
     context.configure(
-        connection=connection, target_metadata=target_metadata, render_as_batch=True
+        connection=connection, target_metadata=target_metadata, render_as_batch=True, include_name=in_models
     )
     with context.begin_transaction():
         context.run_migrations()

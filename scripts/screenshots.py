@@ -2,7 +2,8 @@
 
 Starts `fadewatch server` on a free port with a scratch database, trains the bundled
 digit-sum task by running `fadewatch demo` against it (psr, grpo, nsr and fade through
-the real hook), adds a longer synthetic GRPO-style run whose entropy collapses, lets the
+the real hook), adds a longer synthetic GRPO-style run whose entropy collapses (with the
+rollouts the hook keeps of synthetic math problems: bench/_rollout_batches.py), lets the
 alert engine raise what it raises (delivered to a local webhook receiver), then shoots
 each page in headless Chromium, in the dark and the light theme.
 
@@ -78,8 +79,8 @@ def synthetic_run(url: str, steps: int) -> int:
         run_id = api.post("/runs", json={"project": "math-grpo", "name": "qwen-7b-grpo-lr1e-6",
                                          "config": {"model": "Qwen2.5-7B", "estimator": "grpo", "lr": 1e-6,
                                                     "group_size": 8, "kl_coef": 0.0}}).json()["id"]
-        for batch in records(RunShape(steps=steps, collapse=True, difficulty_histograms=True, seed=7),
-                             batch_size=500):
+        shape = RunShape(steps=steps, collapse=True, difficulty_histograms=True, seed=7, rollout_bytes=65_536)
+        for batch in records(shape, batch_size=250):
             api.post(f"/runs/{run_id}/steps", json={"records": batch}).raise_for_status()
     return run_id
 
@@ -91,7 +92,7 @@ def add_channel(url: str, receiver: str) -> None:
             "name": "rl-oncall", "kind": "webhook", "url": receiver, "secret": secret}).raise_for_status()
 
 
-def shoot(url: str, ids: dict[str, int], long_run: int, out: Path) -> None:
+def shoot(url: str, ids: dict[str, int], long_run: int, long_steps: int, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,18 @@ def shoot(url: str, ids: dict[str, int], long_run: int, out: Path) -> None:
                 page.screenshot(path=out / "demo-run.png", full_page=True,
                                 clip={"x": 0, "y": 0, "width": 1440, "height": 2200})
 
+            # The rollout inspector: the long run's groups at a middle step, and the demo's
+            # digit strings shaded by token entropy (FADE's run, early, while entropy is high).
+            page.goto(f"{url}/runs/{long_run}/rollouts?step={long_steps // 2}")
+            page.wait_for_selector(".fw-group-card")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=out / f"rollouts-{theme}.png")
+            if theme == "dark":
+                page.goto(f"{url}/runs/{fade}/rollouts?step=40")
+                page.wait_for_selector(".fw-group-card .fw-token")
+                page.wait_for_timeout(1000)
+                page.screenshot(path=out / "demo-rollouts.png")
+
             page.goto(f"{url}/alerts?project=math-grpo")
             page.wait_for_selector("#alerts-table-el")
             page.locator("#alerts-table-el tr", has_text="entropy_collapse").locator("text=Details").click()
@@ -153,7 +166,7 @@ def main() -> None:
             add_channel(url, f"http://127.0.0.1:{sink.server_address[1]}/hook")
             ids = train_demo_runs(url, port, Path(tmp) / "demo")
             long_run = synthetic_run(url, args.long_steps)
-            shoot(url, ids, long_run, args.out)
+            shoot(url, ids, long_run, args.long_steps, args.out)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

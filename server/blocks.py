@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import orjson
 
+from fadewatch.protocol.histograms import record_edges
 from fadewatch.server.downsample import rebin_counts
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "scalar_block_arrays",
     "histogram_blocks",
     "merge_histogram_block",
-    "histogram_edges",
     "histogram_block",
 ]
 
@@ -122,12 +122,6 @@ def unpack_scalar_block(packed: bytes) -> dict:
 
 # Histograms: one block per (name, level, index) with explicit edges and summed counts.
 
-def histogram_edges(data: dict) -> list[float]:
-    if data.get("edges") is not None:
-        return list(data["edges"])
-    return np.linspace(data["lo"], data["hi"], len(data["counts"]) + 1).tolist()
-
-
 def _num(value) -> float:
     return math.nan if value is None else float(value)
 
@@ -135,7 +129,7 @@ def _num(value) -> float:
 def histogram_block(step: int, data: dict) -> dict:
     """The block of a single step."""
     return {
-        "first": step, "last": step, "n": 1, "edges": histogram_edges(data), "labels": data.get("labels"),
+        "first": step, "last": step, "n": 1, "edges": record_edges(data), "labels": data.get("labels"),
         "counts": [float(c) for c in data["counts"]], "underflow": float(data.get("underflow", 0.0)),
         "overflow": float(data.get("overflow", 0.0)), "count": float(data.get("count") or 0.0),
         "sum": data.get("sum"), "min": data.get("min"), "max": data.get("max"),
@@ -199,7 +193,7 @@ def histogram_blocks(rows: Iterable[tuple[int, dict]], level: int) -> dict[int, 
         mins = [d["min"] for d in same if d.get("min") is not None]
         maxs = [d["max"] for d in same if d.get("max") is not None]
         out[index] = {
-            "first": members[0][0], "last": last_step, "n": len(members), "edges": histogram_edges(latest),
+            "first": members[0][0], "last": last_step, "n": len(members), "edges": record_edges(latest),
             "labels": latest.get("labels"),
             "counts": np.asarray([d["counts"] for d in same], dtype=float).sum(axis=0).tolist(),
             "underflow": float(sum(d.get("underflow", 0.0) for d in same)),

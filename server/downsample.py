@@ -12,7 +12,6 @@ __all__ = [
     "downsample_units",
     "bucket_bounds",
     "rebin_counts",
-    "quantiles_from_counts",
 ]
 
 
@@ -80,16 +79,3 @@ def rebin_counts(counts: np.ndarray, src_edges: np.ndarray, dst_edges: np.ndarra
     cdf = np.r_[0.0, np.cumsum(counts, dtype=float)]
     at_dst = np.interp(dst_edges, src_edges, cdf, left=0.0, right=cdf[-1])
     return np.diff(at_dst)
-
-
-def quantiles_from_counts(
-    counts: np.ndarray, edges: np.ndarray, qs: np.ndarray
-) -> np.ndarray:
-    """Quantiles read off the piecewise-linear CDF of binned counts (NaN if empty)."""
-    total = counts.sum()
-    if total <= 0:
-        return np.full(len(qs), np.nan)
-    cdf = np.r_[0.0, np.cumsum(counts, dtype=float)] / total
-    # np.interp needs increasing x: collapse flat runs of the CDF to their first edge.
-    first = np.r_[True, np.diff(cdf) > 0]
-    return np.interp(qs, cdf[first], edges[first])

@@ -6,6 +6,7 @@ from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from fadewatch.protocol.rollouts import MAX_STEP_BYTES
 from fadewatch.server.schemas import StepBatch
 from fadewatch.server.settings import ServerSettings
 
@@ -51,3 +52,7 @@ def check_batch(batch: StepBatch, s: ServerSettings) -> None:
         for sample in samples:
             if len(sample.text) > s.max_sample_chars:
                 raise _too_large(where + "a sample's length", len(sample.text), s.max_sample_chars, "MAX_SAMPLE_CHARS")
+        chars = sum(g.text_chars() for g in record.rollouts or ())
+        if chars > MAX_STEP_BYTES:
+            raise HTTPException(413, f"{where}the rollouts hold {chars} characters of text, over the limit of "
+                                f"{MAX_STEP_BYTES} a step (fadewatch.protocol.rollouts.MAX_STEP_BYTES)")

@@ -21,12 +21,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH
+from fadewatch.protocol.rollouts import MAX_GROUP_KEY_CHARS
 
-__all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "ApiToken", "JsonDoc",
-           "utcnow"]
+__all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "RolloutGroup",
+           "Rollout", "ApiToken", "JsonDoc", "RowId", "utcnow", "SEARCH_INDEXES", "in_models"]
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+# A 64-bit key on PostgreSQL; SQLite's INTEGER PRIMARY KEY is its 64-bit rowid already.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+# The text-search indexes of the rollouts, made by migration 0005 only: FTS5 tables (and their
+# shadow tables) on SQLite, pg_trgm GIN indexes on PostgreSQL. No model describes them.
+SEARCH_INDEXES = ("rollouts_fts", "rollout_groups_fts", "ix_rollouts_completion_trgm", "ix_rollout_groups_prompt_trgm")
+
+
+def in_models(name: str | None, type_: str, _parents: dict | None = None) -> bool:
+    """Alembic's include_name: leave the search indexes out of comparisons with the models."""
+    return not (name and any(name == s or name.startswith(s + "_") for s in SEARCH_INDEXES))
 
 
 def utcnow() -> datetime:
@@ -80,7 +91,6 @@ class Step(Base):
     time: Mapped[float] = mapped_column(Float)
     scalars: Mapped[dict] = mapped_column(JsonDoc)
     nonfinite: Mapped[list | None] = mapped_column(JsonDoc, nullable=True)
-    samples: Mapped[list | None] = mapped_column(JsonDoc, nullable=True)
 
 
 class HistogramRow(Base):
@@ -124,6 +134,55 @@ class HistogramBlock(Base):
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # JSON text, parsed by the reader: never queried inside.
     data: Mapped[str] = mapped_column(Text)
+
+
+class RolloutGroup(Base):
+    """A whole group of rollouts (all completions of one prompt) kept at one step."""
+
+    __tablename__ = "rollout_groups"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step", "group_key", name="uq_rollout_groups_run_step_group"),
+        Index("ix_rollout_groups_run_group", "run_id", "group_key"),
+        Index("ix_rollout_groups_run_prompt", "run_id", "prompt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(BigInteger)
+    # Order of the hook's choice within the step: the groups of most |A| mass first.
+    rank: Mapped[int] = mapped_column(Integer)
+    group_key: Mapped[str] = mapped_column(String(MAX_GROUP_KEY_CHARS))
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_cut: Mapped[int] = mapped_column(Integer, default=0)
+    # fadewatch.protocol.rollouts.prompt_id of the prompt: the same prompt at other steps.
+    prompt_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    solve_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class Rollout(Base):
+    """One completion of a kept group, with its numbers."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        Index("ix_rollouts_group", "group_id", "idx"),
+        Index("ix_rollouts_run_step", "run_id", "step"),
+    )
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("rollout_groups.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(BigInteger)
+    idx: Mapped[int] = mapped_column(Integer)
+    completion: Mapped[str] = mapped_column(Text)
+    cut: Mapped[int] = mapped_column(Integer, default=0)
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    advantage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    entropy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Plain JSON: never queried inside. Named reward parts, and per-token text, entropy and log-prob.
+    rewards: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    tokens: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class ApiToken(Base):

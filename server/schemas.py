@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH, MAX_SAMPLE_CHARS, MAX_STEP
 from fadewatch.protocol.names import check_display_name, check_metric_name
+from fadewatch.protocol.rollouts import MAX_GROUPS
+from fadewatch.server.rollout_schemas import RolloutGroupIn, group_key
 
 __all__ = [
     "MetricName",
@@ -116,6 +118,8 @@ class Histogram(BaseModel):
 
 
 class Sample(BaseModel):
+    """The hook's earlier per-step completions; stored as rollouts without a prompt."""
+
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(max_length=MAX_SAMPLE_CHARS)
@@ -131,8 +135,18 @@ class StepRecord(BaseModel):
     time: OptionalFloat = None
     scalars: dict[MetricName, float | None] = Field(default_factory=dict)
     histograms: dict[MetricName, Histogram] = Field(default_factory=dict)
-    samples: list[Sample] | None = None
+    samples: list[Sample] | None = Field(None, description="earlier format of rollouts: completions without "
+                                                               "prompts; stored as rollouts")
+    rollouts: list[RolloutGroupIn] | None = Field(None, max_length=MAX_GROUPS,
+                                                  description="whole groups of rollouts kept at this step")
     nonfinite: list[MetricName] | None = None
+
+    @model_validator(mode="after")
+    def _distinct_groups(self) -> StepRecord:
+        keys = [group_key(g.group) for g in self.rollouts or ()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("rollouts: each group may appear once per step")
+        return self
 
     @model_validator(mode="after")
     def _flag_nonfinite(self) -> StepRecord:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fadewatch.server.downsample import downsample_series, quantiles_from_counts, rebin_counts
+from fadewatch.protocol.histograms import bin_quantiles
+from fadewatch.server.downsample import downsample_series, rebin_counts
 
 
 def _run(api):
@@ -90,5 +91,5 @@ def test_rebin_conserves_mass_and_quantiles_are_monotone():
     counts = np.array([1.0, 3.0, 0.0, 6.0])
     moved = rebin_counts(counts, np.linspace(0, 4, 5), np.linspace(-1, 5, 13))
     assert np.isclose(moved.sum(), counts.sum())
-    q = quantiles_from_counts(counts, np.linspace(0, 4, 5), np.array([0.1, 0.5, 0.9]))
+    q = bin_quantiles(counts, np.linspace(0, 4, 5), np.array([0.1, 0.5, 0.9]), vmin=0.0, vmax=4.0)
     assert np.all(np.diff(q) >= 0) and 0 <= q[0] <= q[-1] <= 4

@@ -32,7 +32,11 @@ def test_log_never_synchronises_with_the_gpu(start_run, fake_server, monkeypatch
         adv = rewards - rewards.view(-1, g).mean(1).repeat_interleave(g)
         batches.append(dict(advantages=adv, rewards=rewards, group_ids=torch.arange(n).div(g, rounding_mode="floor"),
                             entropy=torch.rand(n, t, device=dev), logprobs=-torch.rand(n, t, device=dev),
-                            mask=torch.ones(n, t, device=dev), loss=torch.tensor(0.5, device=dev)))
+                            mask=torch.ones(n, t, device=dev), loss=torch.tensor(0.5, device=dev),
+                            # the rollout inspector's choice and gather run on the device too
+                            completions=torch.randint(1, 27, (n, t), device=dev),
+                            prompts=[f"prompt {k}" for k in range(n // g)],
+                            tokenizer=lambda row: "".join(chr(96 + i) for i in row)))
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -49,3 +53,7 @@ def test_log_never_synchronises_with_the_gpu(start_run, fake_server, monkeypatch
     assert record["scalars"]["loss"] == 0.5 and "sign/balance" in record["scalars"]
     assert "geometry/rank1_frac" in record["scalars"]
     assert run.health()["stats_errors"] == 0
+    groups = record["rollouts"]
+    assert groups and all(len(grp["completions"]) == g and grp["prompt"].startswith("prompt ") for grp in groups)
+    assert all(len(c["text"]) == t for grp in groups for c in grp["completions"])
+    assert any("tokens" in c for grp in groups for c in grp["completions"])

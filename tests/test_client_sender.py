@@ -29,7 +29,7 @@ def test_batches_are_gzipped_json_with_the_token(start_run, fake_server):
     assert post["headers"]["authorization"] == "Bearer s3cret"
     record = fake_server.steps[1][1]
     assert record["scalars"] == {"loss": 0.5} and record["nonfinite"] == []
-    assert set(record) == {"step", "time", "scalars", "histograms", "samples", "nonfinite"}
+    assert set(record) == {"step", "time", "scalars", "histograms", "rollouts", "nonfinite"}
 
 
 def test_a_batch_holds_at_most_batch_size_records(start_run, fake_server):

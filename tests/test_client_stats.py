@@ -32,7 +32,7 @@ def test_statistics_reach_the_server(start_run, fake_server):
     record = fake_server.steps[1][2]
     assert record["scalars"]["loss"] == 0.1
     assert -1.0 <= record["scalars"]["sign/balance"] <= 1.0
-    assert "advantages" in record["histograms"] and record["samples"]
+    assert "advantages" in record["histograms"] and record["rollouts"]
     assert run.health()["stats_errors"] == 0
 
 

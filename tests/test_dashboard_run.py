@@ -36,7 +36,7 @@ def test_run_page_shows_posted_steps_and_new_ones_without_reload(page, api, dash
     assert entropy["y"][-1] == pytest.approx(2.0 - 29 / 50)
     heat = graph_data(page, "run-adv-heatmap")
     assert next(t for t in heat["data"] if t["type"] == "heatmap")["x"] == list(range(30))
-    page.wait_for_selector("#run-samples >> text=answer of step 29")
+    page.wait_for_selector("#run-rollouts >> text=answer of step 29")
     assert "step 29" in page.inner_text("#run-meta")
 
     post_steps(api, run_id, [step_record(s) for s in range(30, 40)])
@@ -44,7 +44,7 @@ def test_run_page_shows_posted_steps_and_new_ones_without_reload(page, api, dash
     line = _line(graph_data(page, reward), "mean")
     assert line["x"] == list(range(40)) and line["y"][-1] == pytest.approx(0.59)
     wait_for_graph(page, "run-adv-heatmap", "g.data.some(t => t.type === 'heatmap' && t.x.length === 40)")
-    page.wait_for_selector("#run-samples >> text=answer of step 39")
+    page.wait_for_selector("#run-rollouts >> text=answer of step 39")
     page.wait_for_function("() => document.getElementById('run-meta').innerText.includes('step 39')")
     assert page.evaluate("window.__same_page") is True
     other = graph_data(page, '{"key":"loss","type":"run-user"}')

@@ -68,10 +68,12 @@ def test_alert_text_is_shown_as_text_under_a_policy_dash_works_with(page, api, d
     nothing_ran()
 
     # Every page still draws under its policy: a violation would be in window.__csp.
-    for path in ("", f"runs/{run_id}", f"compare?runs={run_id}&metrics=reward/mean"):
+    for path in ("", f"runs/{run_id}", f"runs/{run_id}/rollouts", f"compare?runs={run_id}&metrics=reward/mean"):
         answer = page.goto(f"{dashboard_server.url}/{path}")
         _assert_html_headers(answer.headers)
-        if path.startswith("runs/"):
+        if path.endswith("/rollouts"):
+            page.wait_for_selector(".fw-group-card >> text=answer of step 5")
+        elif path.startswith("runs/"):
             wait_for_graph(page, series_id("reward"), "g.data.some(t => t.x.length === 6)")
         elif path.startswith("compare"):
             wait_for_graph(page, '{"metric":"reward/mean","type":"compare-graph"}', "g.data.length === 1")

@@ -124,6 +124,10 @@ def test_short_demo_logs_every_statistic_to_a_running_server(tmp_path):
                 assert series["geometry/rank1_frac"]["steps"] == [10]  # watch_head every 10 steps
                 hist = c.get(f"/runs/{run['id']}/histograms", params={"name": "advantages"})
                 assert hist.status_code == 200 and hist.json()
+                # The inspector's rollouts: prompts, decoded digits, per-token entropy for shading.
+                rollouts = c.get(f"/runs/{run['id']}/rollouts", params={"step": 11}).json()["rollouts"]
+                assert rollouts and all(r["prompt"].startswith("L=") and r["completion"].isdigit() for r in rollouts)
+                assert any(r["tokens"] and "".join(r["tokens"]["text"]) == r["completion"] for r in rollouts)
             psr_balance = _series(c, runs["psr"]["id"], "sign/balance")["sign/balance"]["values"]
             assert all(b == 1.0 for b in psr_balance if b is not None)  # positive-only: all mass positive
             fade_alpha = _series(c, runs["fade"]["id"], "fade/alpha")["fade/alpha"]["values"]

@@ -30,4 +30,4 @@ def test_trl_grpo_example(tmp_path):
     assert [r["step"] for r in records] == [1, 2, 3]
     for r in records:
         assert {"sign/balance", "train/loss", "train/reward_std"} <= set(r["scalars"])
-        assert r["histograms"]["advantages"]["count"] == 8 and r["samples"]
+        assert r["histograms"]["advantages"]["count"] == 8 and r["rollouts"]

@@ -62,6 +62,8 @@ CALLS: dict[tuple[str, str], tuple[dict, dict | None]] = {
     ("GET", "/api/v1/runs/{run_id}/series"): ({"keys": "loss,alpha_metric"}, None),
     ("GET", "/api/v1/runs/{run_id}/histograms"): ({"name": "h0"}, None),
     ("GET", "/api/v1/runs/{run_id}/samples"): ({}, None),
+    ("GET", "/api/v1/runs/{run_id}/rollouts"): ({"q": "alpha-completion"}, None),
+    ("GET", "/api/v1/runs/{run_id}/rollouts/steps"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/alert-markers"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/forecast"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/regime"): ({}, None),

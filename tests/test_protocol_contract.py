@@ -20,7 +20,8 @@ import torch
 import fadewatch
 from fadewatch.api_client import batch_body
 from fadewatch.protocol import limits, metrics
-from fadewatch.stats import StatsConfig
+from fadewatch.protocol.rollouts import MAX_GROUPS, MAX_STEP_BYTES
+from fadewatch.rollouts import RolloutConfig
 
 USER_SCALARS = {"loss", "my/metric", "flag", "tensor/scalar", "not_finite"}
 STEPS = 48
@@ -91,7 +92,7 @@ def hook_records(tmp_path_factory) -> list[bytes]:
     rng = np.random.default_rng(2024)
     head = torch.nn.Linear(8, 16)
     run = fadewatch.init(project="contract", name="varied", mode="offline", dir=tmp,
-                         stats_config=StatsConfig(max_samples=6))
+                         rollouts=RolloutConfig(step_bytes=MAX_STEP_BYTES, groups=64))
     try:
         run.watch_head(head, every=2)
         for i in range(STEPS):
@@ -117,8 +118,8 @@ def test_every_record_the_hook_writes_passes_the_servers_ingest_validation(hook_
     for line in hook_records:  # and one at a time, as a split batch would go
         parse_batch(batch_body([line]), "application/json")
     sent = [r.model_dump() for r in batch.records]
-    assert any(r["samples"] for r in sent) and any(r["nonfinite"] for r in sent)
-    assert max(len(r["samples"] or ()) for r in sent) <= limits.MAX_SAMPLES_PER_RECORD
+    assert any(r["rollouts"] for r in sent) and any(r["nonfinite"] for r in sent)
+    assert max(len(r["rollouts"] or ()) for r in sent) <= MAX_GROUPS
 
 
 def _emitted(records) -> tuple[set[str], set[str]]:
@@ -212,7 +213,7 @@ def test_the_default_alert_rules_read_only_metrics_the_hook_emits():
             assert entry.kind == "scalar" and entry.source == "stats", (rule, name)
 
 
-def test_the_hooks_batches_and_samples_fit_the_servers_default_limits():
+def test_the_hooks_batches_and_rollouts_fit_the_servers_default_limits():
     import inspect
 
     from fadewatch.runs import Run
@@ -223,7 +224,6 @@ def test_the_hooks_batches_and_samples_fit_the_servers_default_limits():
     assert inspect.signature(Run).parameters["batch_size"].default <= limits.MAX_BATCH_RECORDS
     assert sender["batch_size"].default <= limits.MAX_BATCH_RECORDS
     assert sender["max_batch_bytes"].default <= limits.MAX_BODY_BYTES
-    cfg = StatsConfig()
-    assert cfg.max_samples <= limits.MAX_SAMPLES_PER_RECORD and cfg.max_sample_chars <= limits.MAX_SAMPLE_CHARS
+    assert RolloutConfig().step_bytes <= MAX_STEP_BYTES
     for name, spec in DEFAULT_HISTOGRAMS.items():
         assert metrics.metric(name).kind == "histogram" and spec.bins <= limits.MAX_HISTOGRAM_BINS

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fadewatch.server.blocks import histogram_block, histogram_blocks, merge_histogram_block, scalar_blocks
-from fadewatch.server.downsample import downsample_series, downsample_units, quantiles_from_counts, rebin_counts
+from fadewatch.protocol.histograms import bin_quantiles
+from fadewatch.server.downsample import downsample_series, downsample_units, rebin_counts
 
 FINITE = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
 COUNT = st.floats(0, 1e9, allow_nan=False, allow_infinity=False)
@@ -92,7 +93,7 @@ def test_rebinned_counts_are_conserved_and_never_negative(args, data):
 def test_quantiles_of_finite_counts_are_finite_ordered_and_inside_the_edges(args):
     counts, e = args
     qs = np.array([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
-    out = quantiles_from_counts(counts, e, qs)
+    out = bin_quantiles(counts, e, qs)
     if counts.sum() <= 0:
         assert np.isnan(out).all()
         return

@@ -224,20 +224,20 @@ def test_histogram_specs_are_overridable():
     assert 0.1 <= hist["quantiles"]["0.01"] <= hist["quantiles"]["0.5"] <= hist["quantiles"]["0.99"] <= 2.5
 
 
-def test_samples():
+def test_rollouts_are_whole_groups():
     texts = [f"completion {i}" for i in range(8)]
     s = compute(advantages=ADV, rewards=REWARDS, group_ids=IDS, completions=texts)
-    assert len(s.samples) == 4
-    assert s.samples[1] == {"text": "completion 2", "group": "a", "reward": 0.0, "advantage": -0.25}
+    assert [g["group"] for g in s.rollouts] == ["a", "b"]  # the group with |A| mass first
+    assert s.rollouts[0]["completions"][2] == {"text": "completion 2", "reward": 0.0, "advantage": -0.25}
     ids = np.arange(16).reshape(8, 2)
     mask = np.ones((8, 2))
     mask[0, 1] = 0
-    s = compute(completions=ids, mask=mask, group_ids=4, config=StatsConfig(max_samples=2))
-    assert [x["text"] for x in s.samples] == ["0", "8 9"]
-    assert [x["group"] for x in s.samples] == [0, 1]
-    assert s.samples[0]["reward"] is None
-    s = compute(completions=[[5, 6], [7]], config=StatsConfig(max_sample_chars=2))
-    assert [x["text"] for x in s.samples] == ["5 ", "7"]
+    s = compute(completions=ids, mask=mask, group_ids=4)
+    texts = {g["group"]: [c["text"] for c in g["completions"]] for g in s.rollouts}
+    assert texts == {0: ["0", "2 3", "4 5", "6 7"], 1: ["8 9", "10 11", "12 13", "14 15"]}  # no tokenizer: ids
+    assert "reward" not in s.rollouts[0]["completions"][0]
+    s = compute(completions=[[5, 6], [7]])
+    assert sorted(g["completions"][0]["text"] for g in s.rollouts) == ["5 6", "7"]
 
 
 def test_degenerate_inputs_give_none_not_nan():
@@ -260,26 +260,30 @@ def test_degenerate_inputs_give_none_not_nan():
 def test_missing_inputs_leave_their_statistics_out():
     s = compute(advantages=ADV)
     assert "reward/mean" not in s.scalars and "difficulty/peak" not in s.scalars
-    assert "sign/balance" in s.scalars and s.samples == []
+    assert "sign/balance" in s.scalars and s.rollouts == []
     s = compute(rewards=REWARDS)
     assert "difficulty/n_groups" not in s.scalars and "pass@1" not in s.scalars
     assert compute() == StepStats()
 
 
-def test_nonfinite_inputs_are_reported():
+def test_nonfinite_inputs_are_counted_left_out_and_flagged():
     adv = ADV.copy()
     adv[0] = np.nan
     s = compute(advantages=adv, rewards=REWARDS, group_ids=4)
-    assert s.scalars["adv/mean"] is None and "adv/mean" in s.nonfinite
-    assert "sign/m_pos" in s.nonfinite
-    assert s.histograms["advantages"]["count"] == 7 and s.histograms["advantages"]["sum"] is None
+    clean = compute(advantages=ADV[1:], rewards=REWARDS[1:])
+    assert s.scalars["advantages/nonfinite"] == 1 and s.nonfinite == ["advantages/nonfinite"]
+    assert s.scalars["rewards/nonfinite"] == 0
+    for name in ("adv/mean", "adv/std", "sign/m_pos", "sign/m_neg", "sign/n_zero", "adv/frac_zero"):
+        assert s.scalars[name] == pytest.approx(clean.scalars[name], rel=1e-12), name
+    assert s.histograms["advantages"]["count"] == 7 and s.histograms["advantages"]["sum"] is not None
     ent = np.ones((2, 3))
     ent[1, 2] = np.inf
     s = compute(entropy=ent, mask=np.array([[1, 1, 1], [1, 1, 0]]))
     assert s.scalars["entropy/mean"] == 1.0 and s.nonfinite == []  # the Inf is padding
+    assert s.scalars["entropy/nonfinite"] == 0
     s = compute(entropy=ent)
-    assert s.scalars["entropy/mean"] is None and "entropy/mean" in s.nonfinite
-    assert s.histograms["entropy"]["overflow"] == 1
+    assert s.scalars["entropy/mean"] == 1.0 and s.nonfinite == ["entropy/nonfinite"]
+    assert s.scalars["entropy/nonfinite"] == 1 and s.histograms["entropy"]["count"] == 5
 
 
 def test_extra_scalars_pass_through():
@@ -293,10 +297,10 @@ def test_extra_scalars_pass_through():
 
 
 def test_the_three_calls_match_compute():
-    cfg = StatsConfig(max_samples=2)
+    cfg = StatsConfig(success_threshold=2.0)
     kw = dict(advantages=ADV, rewards=REWARDS, group_ids=IDS, completions=[str(i) for i in range(8)])
     red = reduce(prepare(**kw, config=cfg))
     assert red.to_host_async() is red  # a no-op off the GPU
     assert finalize(red) == compute(**kw, config=cfg)
     # A config given to reduce() replaces the one of prepare().
-    assert len(finalize(reduce(prepare(**kw), cfg)).samples) == 2
+    assert finalize(reduce(prepare(**kw), cfg)).scalars["reward/success_rate"] == 0

@@ -57,7 +57,7 @@ def test_usage_error_is_a_value_error():
     (dict(quantiles=(0.5, 1.5)), r"quantiles must lie in \[0, 1\]"),
     (dict(pass_at_k=(0, 2)), "pass_at_k values must be >= 1"),
     (dict(histograms={"entropy": (0, 1, 2)}), "must be a HistogramSpec"),
-    (dict(max_samples=-1), "max_samples must be >= 0"),
+    (dict(diversity_max_groups=-1), "diversity_max_groups must be >= 0"),
     (dict(jaccard_n=0), "jaccard_n must be >= 1"),
 ])
 def test_config_rejects(kwargs, message):

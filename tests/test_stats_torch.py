@@ -10,6 +10,7 @@ import torch
 
 import fadewatch.stats.pipeline as pipeline
 from fadewatch.errors import UsageError
+from fadewatch.rollouts import RolloutConfig
 from fadewatch.stats import HeadWatcher, StatsConfig, compute, finalize, prepare, reduce
 from fadewatch.stats.backend import TorchOps
 
@@ -57,10 +58,12 @@ def assert_same(a, b, rel=1e-5):
             else:
                 np.testing.assert_allclose(np.asarray(va, dtype=float), np.asarray(vb, dtype=float),
                                            rtol=rel, atol=1e-9, err_msg=f"{name}.{f}")
-    assert [(x["text"], x["group"]) for x in a.samples] == [(x["text"], x["group"]) for x in b.samples]
-    for x, y in zip(a.samples, b.samples):
-        for f in ("reward", "advantage"):
-            assert x[f] == y[f] or math.isclose(x[f], y[f], rel_tol=rel), (f, x[f], y[f])
+    assert [g["group"] for g in a.rollouts] == [g["group"] for g in b.rollouts]
+    for ga, gb in zip(a.rollouts, b.rollouts):
+        assert [x["text"] for x in ga["completions"]] == [x["text"] for x in gb["completions"]]
+        for x, y in zip(ga["completions"], gb["completions"]):
+            for f in ("reward", "advantage", "entropy"):
+                assert x.get(f) == y.get(f) or math.isclose(x[f], y[f], rel_tol=rel), (f, x.get(f), y.get(f))
     assert a.nonfinite == b.nonfinite
 
 
@@ -224,5 +227,5 @@ def test_head_watcher_accepts_modules_and_tensors():
 
 def test_config_reaches_the_torch_path(torch_ops):
     kw = as_torch(step_data(0))
-    s = compute(**kw, config=StatsConfig(pass_at_k=(1,), max_samples=1))
-    assert [k for k in s.scalars if k.startswith("pass@")] == ["pass@1"] and len(s.samples) == 1
+    s = compute(**kw, config=StatsConfig(pass_at_k=(1,)), rollouts=RolloutConfig(groups=1))
+    assert [k for k in s.scalars if k.startswith("pass@")] == ["pass@1"] and len(s.rollouts) == 1

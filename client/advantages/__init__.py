@@ -3,9 +3,12 @@ MaxRL, F-GRPO) and the FADE advantage scheduler.
 
 Every estimator takes ``rewards`` ([N] torch tensor on any device, numpy array or list)
 and ``group_ids`` ([N] ints or strings, or an int G meaning consecutive blocks of G
-rollouts per prompt) and returns [N] advantages: a torch tensor on the rewards' device
-for torch input, a float64 numpy array otherwise. Group statistics are segment sums over
-group codes; nothing loops over rollouts in Python and nothing syncs with the GPU.
+rollouts per prompt) and returns [N] advantages in the rewards' dtype (float64 for lists
+and integers): a torch tensor on the rewards' device for torch input, a numpy array
+otherwise. The arithmetic runs in float64 on the host and at least float32 on a device,
+and a group whose rewards are all equal gets exactly 0 in every dtype. Group statistics
+are segment sums over group codes; nothing loops over rollouts in Python and nothing syncs
+with the GPU (FadeAdvantage reads its batch's mean reward once per call).
 
     >>> from fadewatch import advantages
     >>> advantages.grpo([1, 0, 0, 0], group_ids=4)

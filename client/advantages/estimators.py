@@ -12,13 +12,13 @@ __all__ = ["dr_grpo", "f_grpo", "grpo", "maxrl", "nsr", "psr", "rloo", "w_reinfo
 def dr_grpo(rewards: Any, group_ids: Any) -> Any:
     """Dr. GRPO: reward minus its group mean, no scaling."""
     b = GroupBatch(rewards, group_ids, need_groups=True)
-    return b.finish(b.r - b.group_mean(b.r))
+    return b.finish(b.centred()[0])
 
 
 def grpo(rewards: Any, group_ids: Any, *, eps: float = 1e-6, unbiased_std: bool = False) -> Any:
     """GRPO: (r − group mean) / (group std + eps); population std unless unbiased_std."""
     b = GroupBatch(rewards, group_ids, need_groups=True)
-    return b.finish(scale_by_std(b, b.r - b.group_mean(b.r), eps, unbiased_std))
+    return b.finish(scale_by_std(b, b.centred()[0], eps, unbiased_std))
 
 
 def rloo(rewards: Any, group_ids: Any) -> Any:
@@ -26,7 +26,7 @@ def rloo(rewards: Any, group_ids: Any) -> Any:
     b = GroupBatch(rewards, group_ids, need_groups=True)
     size = b.group_size()[b.codes]
     scale = b.where(size > 1, size / b.where(size > 1, size - 1, size), size * 0)
-    return b.finish(scale * (b.r - b.group_mean(b.r)))
+    return b.finish(scale * b.centred()[0])
 
 
 def psr(rewards: Any, group_ids: Any = None, *, success_threshold: float = 0.5) -> Any:
@@ -53,10 +53,10 @@ def w_reinforce(
 def maxrl(rewards: Any, group_ids: Any, *, eps: float = 1e-8) -> Any:
     """MaxRL: (r − r̄_g) / r̄_g; groups whose mean is at most eps (all failed) get zeros."""
     b = GroupBatch(rewards, group_ids, need_groups=True)
-    mean = b.group_mean(b.r)
+    centred, mean = b.centred()
     ok = mean > eps
     safe = b.where(ok, mean, mean * 0 + 1)
-    return b.finish(b.where(ok, (b.r - mean) / safe, mean * 0))
+    return b.finish(b.where(ok, centred / safe, mean * 0))
 
 
 def f_grpo(
@@ -70,6 +70,6 @@ def f_grpo(
 ) -> Any:
     """F-GRPO (focal): GRPO scaled by (1 − p̂_g)^γ, p̂_g the group's success rate."""
     b = GroupBatch(rewards, group_ids, need_groups=True)
-    adv = scale_by_std(b, b.r - b.group_mean(b.r), eps, unbiased_std)
+    adv = scale_by_std(b, b.centred()[0], eps, unbiased_std)
     p_hat = b.group_mean(b.success(success_threshold))
     return b.finish((1.0 - p_hat) ** gamma * adv)

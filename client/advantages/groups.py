@@ -16,8 +16,20 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "device")
 
 
+def _work_dtype(torch: Any, r: Any) -> Any:
+    """float64 on the CPU; on an accelerator at least float32 (float64 stays float64)."""
+    if r.device.type == "cpu":
+        return torch.float64
+    return torch.float64 if r.dtype == torch.float64 else torch.float32
+
+
 class GroupBatch:
-    """Rewards as float, their group codes, and segment-sum helpers for one backend."""
+    """Rewards as float, their group codes, and segment-sum helpers for one backend.
+
+    The arithmetic runs in at least float32 (float64 on the CPU) whatever the rewards'
+    dtype, and ``finish`` returns the caller's dtype: half-precision rewards would otherwise
+    round the group means and give a constant group advantages far from zero.
+    """
 
     def __init__(self, rewards: Any, group_ids: Any, *, need_groups: bool):
         self.torch = _is_torch(rewards)
@@ -25,13 +37,15 @@ class GroupBatch:
             import torch
 
             r = rewards.detach()
-            if not torch.is_floating_point(r):
-                r = r.to(torch.get_default_dtype())
+            self.out_dtype = r.dtype if torch.is_floating_point(r) else torch.get_default_dtype()
+            r = r.to(_work_dtype(torch, r))
         else:
             try:
-                r = np.asarray(rewards, dtype=np.float64)
+                arr = np.asarray(rewards)
+                r = arr.astype(np.float64)
             except (TypeError, ValueError) as exc:
                 raise UsageError(f"rewards must be numbers, got {rewards!r:.80}") from exc
+            self.out_dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
         if r.ndim != 1:
             raise UsageError(
                 f"rewards must be 1-D [N] (one reward per rollout), got shape {tuple(r.shape)}"
@@ -102,6 +116,29 @@ class GroupBatch:
         """Mean of x over each rollout's group, broadcast back to shape [N]."""
         return (self.segment_sum(x) / self.group_size())[self.codes]
 
+    def group_min(self, x: Any) -> Any:
+        """Minimum of x over each rollout's group (NaN if the group has one), shape [N]."""
+        if self.torch:
+            import torch
+
+            out = torch.full((self.n_groups,), float("inf"), dtype=x.dtype, device=x.device)
+            return out.scatter_reduce_(0, self.codes, x, "amin")[self.codes]
+        out = np.full(self.n_groups, np.inf)
+        with np.errstate(invalid="ignore"):  # a NaN reward makes its group NaN, as documented
+            np.minimum.at(out, self.codes, x)
+        return out[self.codes]
+
+    def centred(self) -> tuple[Any, Any]:
+        """(r - group mean, group mean), both [N]; exactly 0 and r for a constant group.
+
+        Rewards are first shifted by their group's minimum, which is exact and leaves a
+        constant group all zeros, so no rounding of its mean can make its advantages non-zero.
+        """
+        shift = self.group_min(self.r)
+        d = self.r - shift
+        mean_d = self.group_mean(d)
+        return d - mean_d, shift + mean_d
+
     def ones(self) -> Any:
         return self.r * 0 + 1
 
@@ -112,13 +149,31 @@ class GroupBatch:
             return torch.where(cond, a, b)
         return np.where(cond, a, b)
 
+    def isfinite(self) -> Any:
+        if self.torch:
+            import torch
+
+            return torch.isfinite(self.r)
+        return np.isfinite(self.r)
+
+    def host_floats(self, *values: Any) -> list[float]:
+        """Scalars as python floats, with one device read for all of them."""
+        if self.torch:
+            import torch
+
+            return torch.stack([v.reshape(()) for v in values]).tolist()
+        return [float(v) for v in values]
+
     def success(self, threshold: float) -> Any:
-        return (self.r >= threshold) * 1.0
+        """1.0 where r >= threshold, else 0.0, in the working dtype."""
+        hit = self.r >= threshold
+        return hit.to(self.r.dtype) if self.torch else hit.astype(np.float64)
 
     def finish(self, adv: Any) -> Any:
+        """Advantages in the caller's dtype (a float64 array for lists and integer arrays)."""
         if self.torch:
-            return adv.to(self.r.dtype)
-        return np.asarray(adv, dtype=np.float64)
+            return adv.to(self.out_dtype)
+        return np.asarray(adv, dtype=self.out_dtype)
 
 
 def group_std(b: GroupBatch, centred: Any, unbiased: bool) -> Any:

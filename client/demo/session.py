@@ -91,9 +91,11 @@ class _Lane:
     def step(self) -> None:
         s: StepResult = self.trainer.step()
         extra = {k: v for k, v in s.scalars.items() if k.startswith("fade/")}
-        # The hook computes entropy, pass@k and the rest from the raw batch, as in any trainer.
+        # The hook computes entropy, pass@k and the rest from the raw batch, as in any trainer;
+        # prompts, token ids and the task's decoder give the rollout inspector its text.
         self.run.log(s.step, advantages=s.advantages, rewards=s.rewards, group_ids=s.group_ids,
                      entropy=s.entropy, mask=s.mask, logprobs=s.logprobs, completions=s.tokens,
+                     prompts=s.prompts, tokenizer=self.trainer.config.task.decode,
                      loss=s.loss, kl=s.scalars["approx_kl"], clip_fraction=s.scalars["clip_fraction"],
                      lr=self.trainer.config.lr,
                      **extra)

@@ -77,5 +77,9 @@ class DigitSumTask:
     def prompt_text(self, length: int, target: int) -> str:
         return f"L={length} T={target}"
 
+    def decode(self, ids: list[int]) -> str:
+        """Completion token ids as text: the rollout inspector's tokenizer for this task."""
+        return "".join(str(d) for d in ids if 0 <= d < N_DIGITS)
+
     def completion_texts(self, digits: torch.Tensor, length: torch.Tensor) -> list[str]:
         return ["".join(str(d) for d in row[:n]) for row, n in zip(digits.tolist(), length.tolist())]

@@ -2,7 +2,8 @@
 
     fadewatch.watch(trainer, project="math-grpo")          # TRL GRPOTrainer / RLOOTrainer
 
-verl is enabled from its configuration instead: see ``fadewatch.integrations.verl``.
+verl is enabled from its configuration instead (``fadewatch.integrations.verl``), and OpenRLHF
+from its Ray job's runtime environment (``fadewatch.integrations.openrlhf``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""Pieces the framework integrations share: version ranges, scalar names, version lookup."""
+"""Pieces the framework integrations share: version ranges, scalar names, version lookup, and
+patches that run when a framework's module is imported."""
 
 from __future__ import annotations
 
+import importlib.abc
 import re
+import sys
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 from fadewatch.errors import UsageError
 
-__all__ = ["VersionRange", "installed_version", "scalar_name", "numeric_scalars"]
+__all__ = ["VersionRange", "installed_version", "numeric_scalars", "patch_on_import", "scalar_name"]
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_\-./@:\[\] ]")
 
@@ -74,3 +78,49 @@ def numeric_scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
             continue
         out[scalar_name(prefix + str(key))] = float(value)
     return out
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a patch right after a module's own code, the first time it is imported."""
+
+    def __init__(self, patches: dict[str, Callable[[Any], None]], on_failure: Callable[[Any, Exception], None]):
+        self.patches, self.on_failure = patches, on_failure
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        patch, loader = self.patches.pop(name), spec.loader
+        exec_module = loader.exec_module
+
+        def exec_then_patch(module):
+            exec_module(module)
+            _apply(patch, module, self.on_failure)
+
+        loader.exec_module = exec_then_patch
+        return spec
+
+
+def _apply(patch: Callable[[Any], None], module: Any, on_failure: Callable[[Any, Exception], None]) -> None:
+    try:
+        patch(module)
+    except Exception as exc:  # noqa: BLE001 - a failed patch must not break the framework
+        on_failure(module, exc)
+
+
+def patch_on_import(patches: dict[str, Callable[[Any], None]], on_failure: Callable[[Any, Exception], None]) -> None:
+    """Apply ``patches`` (module name -> patch) to modules already imported, and to the others
+    right after their first import in this process. A patch that raises goes to ``on_failure``."""
+    patches = dict(patches)
+    for name in list(patches):
+        if name in sys.modules:
+            _apply(patches.pop(name), sys.modules[name], on_failure)
+    if patches:
+        sys.meta_path.insert(0, _AfterImport(patches, on_failure))

@@ -8,4 +8,6 @@ hook all import their rules and limits from here, never the other way round.
     names.py     what a metric name and a project or run name may be
     limits.py    sizes and counts: name length, error text, batch and read limits
     answers.py   reading an HTTP answer: retriable statuses, Retry-After, error details
+    rollouts.py  the rollouts' budgets and text limits, the sign of an advantage, intervals,
+                 prompt ids, cutting a long text in the middle
 """

@@ -163,6 +163,15 @@ GEOMETRY_HEAD_DELTA_NORM = _scalar("geometry/head_delta_norm", "||W_t - W_0||_F 
 GEOMETRY_RANK1_FRAC = _scalar("geometry/rank1_frac", "sigma_1(dW)^2 / ||dW||_F^2: share of the head update in "
                               "one direction", "share", "geometry", "up")
 
+# ---- non-finite inputs (counted, left out of the statistics, and flagged: the nonfinite rule fires)
+ADVANTAGES_NONFINITE = _scalar("advantages/nonfinite", "advantages that were NaN or infinite (rollouts, or real "
+                               "tokens when given per token)", "count", None, "up")
+REWARDS_NONFINITE = _scalar("rewards/nonfinite", "rewards that were NaN or infinite", "count", None, "up")
+ENTROPY_NONFINITE = _scalar("entropy/nonfinite", "token entropies that were NaN or infinite (real tokens)", "count",
+                            None, "up")
+LOGPROBS_NONFINITE = _scalar("logprobs/nonfinite", "token log-probabilities that were NaN or infinite (real tokens)",
+                             "count", None, "up")
+
 # ---- the TRL integration's own scalars ---------------------------------------------------
 TRAIN_LOSS = _scalar("train/loss", "the trainer's loss, averaged over processes", "loss", OTHER, "none", "trl")
 TRAIN_GRAD_NORM = _scalar("train/grad_norm", "gradient norm before clipping", "norm", OTHER, "up", "trl")

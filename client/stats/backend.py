@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_torch", "NumpyOps", "TorchOps", "ops_for", "pick", "take_rows"]
+__all__ = ["is_torch", "NumpyOps", "TorchOps", "ops_for", "pick", "take_rows", "pow2_scale",
+           "finite_part"]
 
 SENTINEL = np.iinfo(np.int64).max
 _NO_NUMPY_DTYPE = ("torch.bfloat16", "torch.float8_e4m3fn", "torch.float8_e5m2")
@@ -218,6 +219,28 @@ class TorchOps:
 
     def to_host(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
+
+
+def pow2_scale(B: Any, amax: Any) -> Any:
+    """A power of two s with s * amax in [0.5, 1) (1 for 0), as a float64 0-d array or tensor.
+
+    Multiplying by s is exact, so values scaled by it keep every bit while their squares and
+    sums can neither overflow (|x| up to the largest float) nor underflow (down to 1e-300).
+    Built from the exponent bits: no data-dependent control flow, no host read.
+    """
+    if B.torch:
+        e = B.xp.frexp(B.cast(amax, B.f64)).exponent.to(B.i64)
+        e = B.xp.where(amax > 0, e, B.xp.zeros_like(e)).clamp(-1000, 1000)
+        return ((1023 - e) << 52).view(B.f64)
+    _, e = np.frexp(np.asarray(amax, dtype=np.float64))
+    e = np.clip(np.where(amax > 0, e, 0).astype(np.int64), -1000, 1000)
+    return np.asarray((1023 - e) << 52).view(np.float64)
+
+
+def finite_part(B: Any, x: Any) -> tuple[Any, Any]:
+    """x with its NaN and Inf entries set to 0, and where x is finite."""
+    fin = B.xp.isfinite(x)
+    return B.where(fin, x, 0.0), fin
 
 
 def pick(x: Any, rows: np.ndarray) -> list:

@@ -52,8 +52,9 @@ class StatsConfig:
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     # |A| <= zero_tol counts as a zero advantage (sign counts, masses, frac_zero).
     zero_tol: float = 1e-6
-    max_samples: int = 4
-    max_sample_chars: int = 4000
+    # Token histograms keep this many of their smallest and largest values exact, so their
+    # quantiles are exact in the tails (outside [lo, hi)) and when there are this few values.
+    tail_values: int = 4096
     # Diversity is computed on at most this many groups (spread evenly over the batch).
     diversity_max_groups: int = 64
     # n of the n-grams behind the mean pairwise Jaccard overlap.
@@ -80,7 +81,7 @@ class StatsConfig:
             if any(k < 1 for k in ks):
                 raise UsageError(f"pass_at_k values must be >= 1, got {ks}")
             self.pass_at_k = ks
-        for name in ("max_samples", "diversity_max_groups"):
+        for name in ("diversity_max_groups", "tail_values"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.jaccard_n < 1:

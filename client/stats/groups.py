@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from fadewatch.errors import UsageError
-from fadewatch.stats.backend import is_torch
+from fadewatch.stats.backend import finite_part, is_torch, pow2_scale
 from fadewatch.stats.histogram import reduce_weighted, weighted_dict
 
 __all__ = ["Groups", "group_structure", "reduce_rewards", "reduce_groups", "finalize_rewards",
@@ -50,47 +50,67 @@ def group_structure(inp: Any) -> Groups | None:
     return Groups(codes, np.bincount(codes, minlength=len(ids)).astype(np.int64), ids)
 
 
-def reduce_rewards(B: Any, raw: dict, r: Any, cfg: Any) -> Any:
-    """Reward moments; returns the success indicator s_i = [r_i >= threshold] as float64."""
-    n = r.shape[0]
-    total = B.sum(r)
-    d = r - total / n
+def reduce_rewards(B: Any, raw: dict, r_in: Any, cfg: Any) -> tuple[Any, Any]:
+    """Reward moments over the finite rewards (the others are counted and left out).
+
+    Returns the success indicator s_i = [r_i >= threshold] as float64 (0 where r_i is not
+    finite) and where r_i is finite.
+    """
+    r, fin = finite_part(B, r_in)
+    raw["rew.nonfinite"] = B.count(~fin)
+    nf = B.cast(B.count(fin), B.f64)
+    scale = pow2_scale(B, B.amax(B.xp.abs(r)))
+    rs = r * scale
+    total = B.sum(rs)
+    d = B.where(fin, rs - total / B.clip(nf, 1.0, None), 0.0)
+    raw["rew.n"], raw["rew.scale"] = nf, scale
     raw["rew.sum"], raw["rew.c2"] = total, B.sum(d * d)
-    raw["rew.min"], raw["rew.max"] = B.amin(r), B.amax(r)
-    s = B.cast(r >= cfg.success_threshold, B.f64)
+    raw["rew.min"] = B.amin(B.where(fin, r_in, float("inf")))
+    raw["rew.max"] = B.amax(B.where(fin, r_in, float("-inf")))
+    s = B.cast((r_in >= cfg.success_threshold) & fin, B.f64)
     raw["rew.succ"] = B.sum(s)
-    return s
+    return s, fin
 
 
-def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, adv: Any, cfg: Any) -> None:
-    """Difficulty axis (needs successes s) and pass@k, for groups of any sizes."""
-    ng, n = g.ng, len(g.codes)
+def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, fin: Any, adv: Any, cfg: Any) -> None:
+    """Difficulty axis (needs successes s) and pass@k, for groups of any sizes.
+
+    A group's size counts its rollouts with a finite reward (fin); a group without any is
+    left out of every statistic here. adv: (advantages with non-finite ones set to 0, where
+    they are finite, their scale) from ``reduce_advantages``, or None.
+    """
+    ng = g.ng
     codes = B.const(g.codes, B.i64)
-    size = B.const(g.sizes, B.f64)
+    size = B.bincount(codes, ng, B.cast(fin, B.f64))
+    present = size > 0
+    raw["diff.ng"] = B.count(present)
+    one = B.clip(size, 1.0, None)
     c = B.bincount(codes, ng, s)
-    p = c / size
+    p = c / one
     # Left-open bins (e_j, e_j+1] from searchsorted, plus exact-0 and exact-1 bins at the ends.
     edges = B.const(cfg.difficulty_edges, B.f64)
     nb = len(cfg.difficulty_edges) + 1
     gbin = B.searchsorted(edges, p) + B.cast(p >= 1.0, B.i64)
-    reduce_weighted(B, raw, "h.dgroups", gbin, nb, p, B.zeros(ng, B.f64) + 1.0, cfg.quantiles)
+    reduce_weighted(B, raw, "h.dgroups", gbin, nb, p, B.cast(present, B.f64), cfg.quantiles)
     raw["diff.p_sum"] = B.sum(p)
     if adv is not None:
-        tol = cfg.zero_tol
-        wpos = B.bincount(codes, ng, B.where(adv > tol, adv, 0.0) / n)
-        wneg = B.bincount(codes, ng, B.where(adv < -tol, -adv, 0.0) / n)
-        reduce_weighted(B, raw, "h.dpos", gbin, nb, p, wpos, cfg.quantiles)
-        reduce_weighted(B, raw, "h.dneg", gbin, nb, p, wneg, cfg.quantiles)
+        # Each group's share of m_S and m_F: divided by the rollouts with a finite advantage.
+        a, fin_a, _ = adv
+        tol, na = cfg.zero_tol, B.clip(B.cast(B.count(fin_a), B.f64), 1.0, None)
+        wpos = B.bincount(codes, ng, B.where(a > tol, a, 0.0) / na)
+        wneg = B.bincount(codes, ng, B.where(a < -tol, -a, 0.0) / na)
+        reduce_weighted(B, raw, "h.dpos", gbin, nb, p, B.where(present, wpos, 0.0), cfg.quantiles)
+        reduce_weighted(B, raw, "h.dneg", gbin, nb, p, B.where(present, wneg, 0.0), cfg.quantiles)
     # pass@k = mean over groups with n_g >= k of 1 - C(n-c, k) / C(n, k), the ratio taken as
     # prod_{j<k} (n - c - j) / (n - j): no large binomials, exact zero once n - c - j hits 0.
     for k in cfg.ks(int(g.sizes.max())):
-        ok = g.sizes >= k
+        ok = size >= k
         j = B.cast(B.arange(k), B.f64)[None, :]
         num = B.clip(size[:, None] - c[:, None] - j, 0.0, None)
         den = B.clip(size[:, None] - j, 1.0, None)
         miss = B.xp.prod(num / den, 1)
-        raw[f"pass.{k}"] = B.sum(B.where(B.const(ok, B.bool), 1.0 - miss, 0.0))
-        raw[f"pass.{k}.n"] = int(ok.sum())
+        raw[f"pass.{k}"] = B.sum(B.where(ok, 1.0 - miss, 0.0))
+        raw[f"pass.{k}.n"] = B.count(ok)
     # pass@G - pass@1 with each group's own G: share of groups solved at all minus solve rate.
     raw["pass.gap"] = B.sum(B.cast(c > 0, B.f64) - p)
 
@@ -98,23 +118,27 @@ def reduce_groups(B: Any, raw: dict, g: Groups, s: Any, adv: Any, cfg: Any) -> N
 def finalize_rewards(h: dict, out: Any, n: int) -> None:
     if "rew.sum" not in h:
         return
-    out.put("reward/mean", float(h["rew.sum"]) / n)
+    out.count("rewards/nonfinite", h["rew.nonfinite"])
+    nf = float(h["rew.n"])
+    unit = 1.0 / float(h["rew.scale"])  # a power of two: exact
+    out.ratio("reward/mean", float(h["rew.sum"]) * unit, nf)
     c2 = float(h["rew.c2"])
-    out.put("reward/std", (c2 / n) ** 0.5 if c2 >= 0 else float("nan"))
-    out.put("reward/min", h["rew.min"])
-    out.put("reward/max", h["rew.max"])
-    out.put("reward/success_rate", float(h["rew.succ"]) / n)
+    out.put("reward/std", (c2 / nf) ** 0.5 * unit if nf else None)
+    out.put("reward/min", h["rew.min"], defined=nf > 0)
+    out.put("reward/max", h["rew.max"], defined=nf > 0)
+    out.ratio("reward/success_rate", h["rew.succ"], nf)
 
 
-def finalize_groups(h: dict, out: Any, cfg: Any, ng: int) -> None:
+def finalize_groups(h: dict, out: Any, cfg: Any) -> None:
     if "diff.p_sum" not in h:
         return
+    ng = int(h["diff.ng"])
     edges, labels = cfg.difficulty_bins()
     groups = weighted_dict(h, "h.dgroups", edges, labels, cfg.quantiles)
     out.histograms["difficulty/groups"] = groups
     out.put("difficulty/n_groups", ng)
-    out.put("difficulty/solve_rate", float(h["diff.p_sum"]) / ng)
-    out.put("difficulty/no_signal_frac", (groups["counts"][0] + groups["counts"][-1]) / ng)
+    out.ratio("difficulty/solve_rate", h["diff.p_sum"], ng)
+    out.ratio("difficulty/no_signal_frac", groups["counts"][0] + groups["counts"][-1], ng)
     if "h.dpos.count" in h:
         mass = 0.0
         weighted = 0.0
@@ -130,4 +154,4 @@ def finalize_groups(h: dict, out: Any, cfg: Any, ng: int) -> None:
         if key.startswith("pass.") and not key.endswith(".n") and key != "pass.gap":
             k = key[5:]
             out.ratio(f"pass@{k}", h[key], h[key + ".n"])
-    out.put("diversity/pass_gap", float(h["pass.gap"]) / ng)
+    out.ratio("diversity/pass_gap", h["pass.gap"], ng)

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from fadewatch.protocol.histograms import bin_quantiles, uniform_edges
 from fadewatch.stats.config import HistogramSpec
 
 __all__ = ["reduce_uniform", "reduce_weighted", "masked_quantiles", "uniform_dict",
-           "weighted_dict", "qkey"]
+           "weighted_dict", "qkey", "tail_values"]
 
 
 def qkey(q: float) -> str:
@@ -53,20 +54,23 @@ def _slots(B: Any, x: Any, spec: HistogramSpec, valid: Any, mf: Any, finite: boo
 
 def reduce_uniform(B: Any, raw: dict, key: str, x: Any, spec: HistogramSpec, valid: Any = None,
                    mf: Any = None, xv: Any = None, total: Any = None,
-                   finite: bool | None = None) -> None:
+                   finite: bool | None = None, tails: int = 0) -> None:
     """Bin counts and moments of x where valid. When the caller has them already: mf, valid
-    as 0/1 floats; xv, x with padding 0; total, the sum of xv; finite, whether all of x is."""
+    as 0/1 floats; xv, x with padding 0; total, the sum of xv; finite, whether all of x is.
+    tails > 0 also keeps the exact values at both ends (see ``_tails``)."""
     if xv is None:
         xv = x if valid is None else B.where(valid, x, 0)
-    if total is None:
-        total = B.sum(xv, dtype=B.f64)
-    raw[key + ".sum"] = total
-    if B.torch:
-        raw[key + ".sum_sq"] = B.sum(xv * xv, dtype=B.f64)
-    elif xv.ndim == 2:
-        raw[key + ".sum_sq"] = np.einsum("ij,ij->i", xv, xv).sum(dtype=np.float64)
-    else:
-        raw[key + ".sum_sq"] = np.dot(xv.astype(np.float64), xv.astype(np.float64))
+    # The record's sum and sum_sq are float64 and null when they pass the largest float.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if total is None:
+            total = B.sum(xv, dtype=B.f64)
+        raw[key + ".sum"] = total
+        if B.torch:
+            raw[key + ".sum_sq"] = B.sum(xv * xv, dtype=B.f64)
+        elif xv.ndim == 2:
+            raw[key + ".sum_sq"] = np.einsum("ij,ij->i", xv, xv).sum(dtype=np.float64)
+        else:
+            raw[key + ".sum_sq"] = np.dot(xv.astype(np.float64), xv.astype(np.float64))
     if valid is None:
         raw[key + ".min"], raw[key + ".max"] = B.amin(x), B.amax(x)
     elif B.torch:
@@ -80,6 +84,54 @@ def reduce_uniform(B: Any, raw: dict, key: str, x: Any, spec: HistogramSpec, val
     if finite is None:
         finite = B.torch or (valid is None and bool(np.isfinite(total)))
     raw[key + ".slots"] = _slots(B, x, spec, valid, mf, finite)
+    if tails:
+        raw[key + ".low"], raw[key + ".high"] = _tails(B, x, valid, spec, raw[key + ".slots"], tails)
+
+
+def _tails(B: Any, x: Any, valid: Any, spec: HistogramSpec, slots: Any, k: int) -> tuple[Any, Any]:
+    """The exact values the bins cannot place: every value when there are at most k, else the
+    k smallest values below lo and the k largest at or above hi (fewer when fewer are there).
+
+    Both come back sorted ascending. The device takes the k smallest and largest of all
+    values (a fixed shape); ``tail_values`` cuts them to the same rule on the host.
+    """
+    if B.torch:
+        keep = ~B.xp.isnan(x) if valid is None else valid & ~B.xp.isnan(x)
+        flat, on = x.reshape(-1), keep.reshape(-1)
+        k = min(k, flat.shape[0])
+        inf = float("inf")
+        low = B.xp.topk(B.where(on, flat, inf), k, largest=False, sorted=True).values
+        high = B.xp.topk(B.where(on, flat, -inf), k, largest=True, sorted=True).values.flip(0)
+        return low, high
+    # The host knows the counts already: most steps have nothing in the tails and cost nothing.
+    def real(m: np.ndarray) -> np.ndarray:
+        return m if valid is None else m & valid
+
+    low = high = np.empty(0, dtype=np.float64)
+    if slots.sum() <= k:
+        values = np.sort(x[real(~np.isnan(x))], axis=None).astype(np.float64)
+        return values, values
+    if slots[0] > 0:
+        under = x[real(x < spec.lo)]  # NaN compares false: never in a tail
+        low = np.sort(np.partition(under, k - 1)[:k] if under.size > k else under).astype(np.float64)
+    if slots[-1] > 0:
+        over = x[real(x >= spec.hi)]
+        high = np.sort(np.partition(over, over.size - k)[-k:] if over.size > k else over).astype(np.float64)
+    return low, high
+
+
+def tail_values(h: dict, key: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact smallest and largest values of a histogram reduced with tails=k, cut to the rule
+    of ``_tails``: all values when there are at most k, else only those outside [lo, hi)."""
+    slots = np.asarray(h[key + ".slots"], dtype=np.float64)
+    n = int(slots.sum())
+    low = np.asarray(h[key + ".low"], dtype=np.float64).reshape(-1)
+    high = np.asarray(h[key + ".high"], dtype=np.float64).reshape(-1)
+    if n <= k:
+        n_low = n_high = n
+    else:
+        n_low, n_high = min(k, int(slots[0])), min(k, int(slots[-1]))
+    return low[:min(n_low, len(low))], high[len(high) - min(n_high, len(high)):]
 
 
 def masked_quantiles(B: Any, x: Any, valid: Any, qs: tuple[float, ...]) -> tuple[Any, Any]:
@@ -125,30 +177,10 @@ def _num(x: Any) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _hist_quantiles(counts: np.ndarray, under: float, over: float, edges: np.ndarray,
-                    vmin: float, vmax: float, qs: tuple[float, ...]) -> dict[str, float | None]:
-    """Quantiles interpolated inside bins (exact to one bin width); tails run to min and max."""
-    n = under + counts.sum() + over
-    if n <= 0 or not (np.isfinite(vmin) and np.isfinite(vmax)):
-        return {qkey(q): None for q in qs}
-    c = np.concatenate([[under], counts, [over]]).astype(np.float64)
-    lefts = np.concatenate([[min(vmin, edges[0])], edges[:-1], [edges[-1]]])
-    rights = np.concatenate([[edges[0]], edges[1:], [max(vmax, edges[-1])]])
-    lefts, rights = np.clip(lefts, vmin, vmax), np.clip(rights, vmin, vmax)
-    cum = np.cumsum(c)
-    out = {}
-    for q in qs:
-        target = q * n
-        i = min(int(np.searchsorted(cum, target, side="left")), len(c) - 1)
-        before = cum[i] - c[i]
-        frac = (target - before) / c[i] if c[i] > 0 else 0.0
-        out[qkey(q)] = float(lefts[i] + (rights[i] - lefts[i]) * min(max(frac, 0.0), 1.0))
-    return out
-
-
 def uniform_dict(h: dict, key: str, spec: HistogramSpec, qs: tuple[float, ...],
-                 exact_q: Any = None) -> dict:
-    """The wire-format HISTOGRAM of a uniform histogram; exact_q: host quantile values or None."""
+                 exact_q: Any = None, tails: int = 0) -> dict:
+    """The wire-format HISTOGRAM of a uniform histogram; exact_q: host quantile values or None,
+    else they are read off the bins (and the exact tails, when reduced with tails=k)."""
     slots = np.asarray(h[key + ".slots"], dtype=np.float64)
     counts, under, over = slots[1:spec.bins + 1], slots[0], slots[spec.bins + 1]
     vmin, vmax = float(h[key + ".min"]), float(h[key + ".max"])
@@ -158,8 +190,10 @@ def uniform_dict(h: dict, key: str, spec: HistogramSpec, qs: tuple[float, ...],
     if exact_q is not None:
         quant = {qkey(q): (_num(v) if count else None) for q, v in zip(qs, exact_q)}
     else:
-        edges = np.linspace(spec.lo, spec.hi, spec.bins + 1)
-        quant = _hist_quantiles(counts, under, over, edges, vmin, vmax, qs)
+        low, high = tail_values(h, key, tails) if tails else (None, None)
+        est = bin_quantiles(counts, uniform_edges(spec.lo, spec.hi, spec.bins), qs, underflow=under,
+                            overflow=over, vmin=vmin, vmax=vmax, low=low, high=high)
+        quant = {qkey(q): _num(v) for q, v in zip(qs, est)}
     return {"lo": spec.lo, "hi": spec.hi, "bins": spec.bins,
             "counts": [float(c) for c in counts], "underflow": float(under),
             "overflow": float(over), "count": count,

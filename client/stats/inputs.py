@@ -37,6 +37,7 @@ class StepInputs:
     completions_kind: str | None = None  # "text" | "ids" | "ids_ragged"
     completion_lengths: np.ndarray | None = None
     scalars: dict[str, Any] = field(default_factory=dict)
+    rollouts: Any = None                # fadewatch.rollouts.inputs.RolloutInputs, or None
 
 
 def _is_row(v: Any) -> bool:
@@ -158,8 +159,13 @@ def _scalars(scalars: Any) -> dict[str, Any]:
 def prepare(advantages: Any = None, rewards: Any = None, group_ids: Any = None,
             entropy: Any = None, mask: Any = None, logprobs: Any = None,
             completions: Any = None, scalars: dict[str, Any] | None = None,
-            config: StatsConfig | None = None) -> StepInputs:
-    """Validate one step's inputs (shapes, kinds) in O(N) and keep references to them."""
+            config: StatsConfig | None = None, prompts: Any = None, tokenizer: Any = None,
+            reward_parts: Any = None, rollouts: Any = None) -> StepInputs:
+    """Validate one step's inputs (shapes, kinds) in O(N) and keep references to them.
+
+    prompts, tokenizer, reward_parts and rollouts (a RolloutConfig) describe the rollouts
+    kept for the inspector; see fadewatch.rollouts.
+    """
     if config is None:
         config = StatsConfig()
     elif not isinstance(config, StatsConfig):
@@ -215,6 +221,10 @@ def prepare(advantages: Any = None, rewards: Any = None, group_ids: Any = None,
             inp.t = longest
     if inp.n == 0:
         raise UsageError("the step has no rollouts (N=0): pass None instead of empty inputs")
+    if completions is not None or prompts is not None or reward_parts is not None:
+        from fadewatch.rollouts.inputs import prepare_rollouts  # it builds on the checks above
+
+        inp.rollouts = prepare_rollouts(inp, shapes, prompts, tokenizer, reward_parts, rollouts)
     return inp
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from fadewatch.errors import UsageError
 from fadewatch.stats.advantages import finalize_advantages, reduce_advantages
-from fadewatch.stats.backend import NumpyOps, TorchOps, is_torch, ops_for, pick, take_rows
+from fadewatch.stats.backend import NumpyOps, TorchOps, is_torch, ops_for
 from fadewatch.stats.config import StatsConfig
 from fadewatch.stats.diversity import finalize_diversity, reduce_diversity
 from fadewatch.stats.groups import (finalize_groups, finalize_rewards, group_structure,
@@ -29,7 +29,7 @@ class StepStats:
 
     scalars: dict[str, float | None] = field(default_factory=dict)
     histograms: dict[str, dict] = field(default_factory=dict)
-    samples: list[dict] = field(default_factory=list)
+    rollouts: list[dict] = field(default_factory=list)  # whole groups, in wire form (fadewatch.rollouts)
     nonfinite: list[str] = field(default_factory=list)
 
 
@@ -103,29 +103,6 @@ def _backend(inp: StepInputs) -> NumpyOps | TorchOps:
                                         inp.mask, dense_ids)))
 
 
-def _samples(B: Any, inp: StepInputs, g: Any, adv: Any, r: Any, view: Any, raw: dict, meta: dict) -> None:
-    cfg, n = inp.config, inp.n
-    if inp.completions is None or not n or cfg.max_samples == 0:
-        return
-    k = min(cfg.max_samples, n)
-    idx = (np.arange(k, dtype=np.int64) * n) // k
-    if inp.completions_kind == "text":
-        meta["sample_text"] = list(map(str, pick(inp.completions, idx)))
-    elif inp.completions_kind == "ids_ragged":
-        meta["sample_text"] = [_ids_text(np.asarray(_detach(row).cpu() if is_torch(row) else row))
-                               for row in pick(inp.completions, idx)]
-    else:
-        x = inp.completions
-        raw["sample.ids"] = _detach(take_rows(B, x, idx))
-        if view is not None and view.valid is not None and view.t == x.shape[1]:
-            raw["sample.valid"] = view.valid[B.const(idx, B.i64)]
-    meta["sample_group"] = [g.label(c) for c in g.codes[idx].tolist()] if g is not None else [None] * k
-    if r is not None:
-        raw["sample.r"] = r[B.const(idx, B.i64)]
-    if adv is not None:
-        raw["sample.a"] = adv[B.const(idx, B.i64)]
-
-
 def _extras(B: Any, inp: StepInputs, raw: dict, meta: dict) -> None:
     offsets = {}
     for name, v in inp.scalars.items():
@@ -135,10 +112,6 @@ def _extras(B: Any, inp: StepInputs, raw: dict, meta: dict) -> None:
         else:
             raw[f"x.{name}"] = _detach(v)
     meta["extras"] = (list(inp.scalars), offsets)
-
-
-def _ids_text(row: np.ndarray) -> str:
-    return " ".join(map(str, row.reshape(-1).astype(np.int64).tolist()))
 
 
 def _detach(v: Any) -> Any:
@@ -155,13 +128,13 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
     raw: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     view = token_view(B, inp)
-    adv = adv_tokens = r = s = None
+    adv = adv_tokens = r = s = fin_r = None
     if inp.advantages is not None:
         if inp.adv_token:
-            adv, adv_tokens = reduce_token_advantages(B, inp, view, raw)
+            adv_in, adv_tokens = reduce_token_advantages(B, inp, view, raw)
         else:
-            adv = B.cast(B.asarray(inp.advantages), B.f64)
-        reduce_advantages(B, raw, adv, cfg)
+            adv_in = B.cast(B.asarray(inp.advantages), B.f64)
+        adv = reduce_advantages(B, raw, adv_in, cfg)
     if view is not None:
         reduce_tokens(B, inp, view, raw, adv, adv_tokens)
     elif inp.completion_lengths is not None:
@@ -169,13 +142,17 @@ def reduce(inputs: StepInputs, config: StatsConfig | None = None) -> Reduced:
         raw["len.sum"], raw["len.min"], raw["len.max"] = lens.sum(), lens.min(), lens.max()
     if inp.rewards is not None:
         r = B.cast(B.asarray(inp.rewards), B.f64)
-        s = reduce_rewards(B, raw, r, cfg)
+        s, fin_r = reduce_rewards(B, raw, r, cfg)
     g = group_structure(inp)
     if g is not None and s is not None:
-        reduce_groups(B, raw, g, s, adv, cfg)
+        reduce_groups(B, raw, g, s, fin_r, adv, cfg)
     if g is not None and inp.completions is not None:
         reduce_diversity(inp, B, view, g, raw)
-    _samples(B, inp, g, adv, r, view, raw, meta)
+    if inp.rollouts is not None:
+        from fadewatch.rollouts.choice import reduce_rollouts  # it builds on these modules: imported late
+
+        # The advantages as logged (a non-finite one is shown as missing, and weighs nothing).
+        reduce_rollouts(B, inp, g, None if adv is None else adv_in, r, view, raw, meta)
     _extras(B, inp, raw, meta)
     return Reduced(cfg, n, g.ng if g is not None else None, raw, meta)
 
@@ -188,49 +165,32 @@ def finalize(red: Reduced) -> StepStats:
         finalize_advantages(h, out, cfg, n)
         finalize_rewards(h, out, n)
         if red.ng:
-            finalize_groups(h, out, cfg, red.ng)
+            finalize_groups(h, out, cfg)
         finalize_tokens(h, out, cfg, n)
         finalize_diversity(h, out)
-    _finalize_samples(h, red.meta, cfg, out)
     names, offsets = red.meta.get("extras", ([], {}))
     for name in names:
         if name in offsets:
             out.ratio(name, h[f"x.{name}.num"], h[f"x.{name}.den"], offsets[name])
         else:
             out.put(name, h.get(f"x.{name}"))
-    return StepStats(out.scalars, out.histograms, out.samples, out.nonfinite)
+    rollouts = []
+    if "rollouts" in red.meta:
+        from fadewatch.rollouts.build import finalize_rollouts
 
-
-def _finalize_samples(h: dict, meta: dict, cfg: StatsConfig, out: Collector) -> None:
-    groups = meta.get("sample_group")
-    if groups is None:
-        return
-    texts = meta.get("sample_text")
-    if texts is None:
-        ids = np.asarray(h["sample.ids"])
-        valid = h.get("sample.valid")
-        if valid is not None:
-            ids = [row[np.asarray(v, dtype=bool)] for row, v in zip(ids, valid)]
-        texts = [_ids_text(row) for row in ids]
-    rs, advs = h.get("sample.r"), h.get("sample.a")
-
-    def num(a: Any, i: int) -> float | None:
-        if a is None:
-            return None
-        v = float(np.asarray(a).reshape(-1)[i])
-        return v if np.isfinite(v) else None
-
-    for i, (text, group) in enumerate(zip(texts, groups)):
-        out.samples.append({"text": text[:cfg.max_sample_chars], "group": group,
-                            "reward": num(rs, i), "advantage": num(advs, i)})
+        rollouts = finalize_rollouts(h, red.meta)
+    return StepStats(out.scalars, out.histograms, rollouts, out.nonfinite)
 
 
 def compute(advantages: Any = None, rewards: Any = None, group_ids: Any = None,
             entropy: Any = None, mask: Any = None, logprobs: Any = None,
             completions: Any = None, scalars: dict[str, Any] | None = None,
-            config: StatsConfig | None = None) -> StepStats:
-    """prepare + reduce + finalize in one call (blocks until the numbers are on the host)."""
+            config: StatsConfig | None = None, **rollout_inputs: Any) -> StepStats:
+    """prepare + reduce + finalize in one call (blocks until the numbers are on the host).
+
+    rollout_inputs: prompts, tokenizer, reward_parts, rollouts (see prepare()).
+    """
     inp = prepare(advantages=advantages, rewards=rewards, group_ids=group_ids, entropy=entropy,
                   mask=mask, logprobs=logprobs, completions=completions, scalars=scalars,
-                  config=config)
+                  config=config, **rollout_inputs)
     return finalize(reduce(inp).to_host_async())

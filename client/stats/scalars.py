@@ -48,6 +48,13 @@ class Collector:
             if name not in self.nonfinite:
                 self.nonfinite.append(name)
 
+    def count(self, name: str, value: Any) -> None:
+        """A count of non-finite input values: reported, and when above 0 the step is flagged."""
+        n = int(host_float(value))
+        self.scalars[name] = float(n)
+        if n and name not in self.nonfinite:
+            self.nonfinite.append(name)
+
     def ratio(self, name: str, num: Any, den: Any, offset: float = 0.0) -> None:
         num, den = host_float(num), host_float(den)
         if math.isfinite(den) and den == 0.0:

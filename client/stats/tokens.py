@@ -77,70 +77,111 @@ def token_view(B: Any, inp: Any) -> TokenView | None:
     return TokenView(valid, mf, B.cast(B.sum(mf, axis=1), B.f64), t)
 
 
-def _masked_rows(B: Any, x: Any, view: TokenView) -> tuple[Any, Any, bool]:
-    """x with padding set to 0, its float64 row sums, and whether all of x is finite.
+@dataclass
+class Masked:
+    """A token-level input with padding and non-finite entries left out."""
+
+    xv: Any             # x with those entries set to 0
+    rows: Any           # float64 [N] row sums of xv
+    valid: Any          # bool [N, T]: real and finite entries, or None when all are
+    mf: Any             # valid as 0/1 floats, or None
+    n_row: Any          # float64 [N]: real finite entries per row
+    nonfinite: Any      # how many real entries are NaN or Inf
+    finite: bool        # every real entry is finite (the host's fast path)
+
+
+def _masked(B: Any, x: Any, view: TokenView) -> Masked:
+    """x's real entries; NaN and Inf among them are counted and left out.
 
     On the host a multiply by the 0/1 mask is much cheaper than a select; the select is
     the fallback when x holds NaN or Inf (in a real token or in the padding).
     """
-    if view.mf is None:
-        xv = x
-    elif B.torch:
-        xv = B.where(view.valid, x, 0.0)
-    else:
+    if not B.torch:
         with np.errstate(invalid="ignore", over="ignore"):  # Inf * 0 in padding: handled below
-            xv = x * (view.mf if x.dtype == np.float32 else view.mf.astype(x.dtype))
+            xv = x if view.mf is None else x * (view.mf if x.dtype == np.float32 else view.mf.astype(x.dtype))
             rows = xv.sum(axis=1, dtype=x.dtype).astype(np.float64)
         if np.isfinite(rows.sum()):
-            return xv, rows, True
-        xv = np.where(view.valid, x, 0)
-        return xv, xv.sum(axis=1, dtype=np.float64), False
-    rows = B.cast(B.sum(xv, axis=1), B.f64)
-    return xv, rows, B.torch or bool(np.isfinite(rows.sum()))
+            return Masked(xv, rows, view.valid, view.mf, view.lengths, 0, True)
+    fin = B.xp.isfinite(x)
+    valid = fin if view.valid is None else view.valid & fin
+    xv = B.where(valid, x, 0.0)
+    rows = B.cast(B.sum(xv, axis=1, dtype=B.f64), B.f64)
+    n_row = B.cast(B.count(valid, axis=1), B.f64)
+    nonfinite = B.sum(view.lengths) - B.sum(n_row)
+    mf = None if B.torch else valid.astype(np.float32)
+    return Masked(xv, rows, valid, mf, n_row, nonfinite, False)
 
 
-def reduce_token_advantages(B: Any, inp: Any, view: TokenView, raw: dict) -> tuple[Any, Any]:
+def _row_means(B: Any, m: Masked, lengths: Any) -> Any:
+    """Per-rollout mean over real finite entries: 0 without real entries, NaN with only non-finite ones."""
+    mean = m.rows / B.clip(m.n_row, 1.0, None)
+    return B.where(lengths > 0, B.where(m.n_row > 0, mean, float("nan")), 0.0)
+
+
+def reduce_token_advantages(B: Any, inp: Any, view: TokenView, raw: dict) -> tuple[Any, Masked]:
     """Token-level advantages: their histogram; returns the per-rollout masked mean
     (float64 [N], 0 for a rollout without tokens) and the masked token values."""
+    cfg = inp.config
     a = _dense(B, inp, "advantages", inp.advantages)
-    av, rows, finite = _masked_rows(B, a, view)
-    reduce_uniform(B, raw, "h.adv_token", a, inp.config.spec("advantages/token"), view.valid,
-                   view.mf, av, B.sum(rows), finite)
-    return B.where(view.lengths > 0, rows / B.clip(view.lengths, 1.0, None), 0.0), av
+    m = _masked(B, a, view)
+    raw["adv_token.nonfinite"] = m.nonfinite
+    reduce_uniform(B, raw, "h.adv_token", a, cfg.spec("advantages/token"), m.valid, m.mf, m.xv,
+                   B.sum(m.rows), m.finite, tails=cfg.tail_values)
+    return _row_means(B, m, view.lengths), m
 
 
-def reduce_tokens(B: Any, inp: Any, view: TokenView, raw: dict, adv: Any, adv_tokens: Any) -> None:
-    """Lengths, entropy and Cov(log pi, A); adv is per rollout, adv_tokens per token or None."""
+def _both(B: Any, a: Masked, b: Masked) -> Any:
+    """Where both token inputs are real and finite (None: everywhere)."""
+    if a.valid is None:
+        return b.valid
+    return a.valid if b.valid is None else a.valid & b.valid
+
+
+def reduce_tokens(B: Any, inp: Any, view: TokenView, raw: dict, adv: Any, adv_tokens: Masked | None) -> None:
+    """Lengths, entropy and Cov(log pi, A). adv: (advantages with non-finite ones set to 0,
+    where they are finite, their scale) per rollout, or None; adv_tokens: token-level ones."""
     cfg = inp.config
     lengths = view.lengths
     raw["len.sum"], raw["len.min"], raw["len.max"] = B.sum(lengths), B.amin(lengths), B.amax(lengths)
-    n_tok = raw["len.sum"]
     if inp.entropy is not None:
         h = _dense(B, inp, "entropy", inp.entropy)
-        hv, rows, finite = _masked_rows(B, h, view)
-        raw["ent.sum"] = B.sum(rows)
-        has = lengths > 0
-        seq = B.where(has, rows / B.clip(lengths, 1.0, None), 0.0)
+        m = _masked(B, h, view)
+        raw["ent.nonfinite"] = m.nonfinite
+        raw["ent.sum"], raw["ent.n"] = B.sum(m.rows), B.sum(m.n_row)
+        has = m.n_row > 0
+        seq = B.where(has, m.rows / B.clip(m.n_row, 1.0, None), 0.0)
         raw["ent.seq_q"], raw["ent.seq_n"] = masked_quantiles(B, seq, has, (0.1, 0.5, 0.9))
-        reduce_uniform(B, raw, "h.entropy", h, cfg.spec("entropy"), view.valid, view.mf, hv,
-                       raw["ent.sum"], finite)
+        reduce_uniform(B, raw, "h.entropy", h, cfg.spec("entropy"), m.valid, m.mf, m.xv,
+                       raw["ent.sum"], m.finite, tails=cfg.tail_values)
     if inp.logprobs is not None and adv is not None:
-        lp = _dense(B, inp, "logprobs", inp.logprobs)
-        lv, rows, _ = _masked_rows(B, lp, view)
+        lp = _masked(B, _dense(B, inp, "logprobs", inp.logprobs), view)
+        raw["lp.nonfinite"] = lp.nonfinite
         if adv_tokens is None:
-            # sum_it m (L - Lbar)(A_i - Abar) = sum_i (A_i - Abar) * sum_t m L_it, as
-            # Abar is the token-weighted mean of A_i: one pass over the tokens.
-            abar = B.sum(lengths * adv) / B.clip(n_tok, 1.0, None)
-            raw["cov.num"] = B.sum((adv - abar) * rows)
+            a, fin, scale = adv
+            # sum_it m (L - Lbar)(A_i - Abar) = sum_i (A_i - Abar) * sum_t m L_it, as Abar is
+            # the token-weighted mean of A_i: one pass over the tokens. A is taken scaled.
+            a = a * scale
+            w = B.where(fin, lp.n_row, 0.0)
+            n_tok = B.sum(w)
+            abar = B.sum(w * a) / B.clip(n_tok, 1.0, None)
+            raw["cov.num"] = B.sum(B.where(fin, (a - abar) * lp.rows, 0.0))
+            raw["cov.den"], raw["cov.scale"] = n_tok, scale
         else:
-            if B.torch:
-                cross = B.sum(lv * adv_tokens, dtype=B.f64)
+            both = _both(B, lp, adv_tokens)
+            if lp.finite and adv_tokens.finite:
+                lv, av, n_tok = lp.xv, adv_tokens.xv, raw["len.sum"]
             else:
-                av = adv_tokens.astype(lv.dtype, copy=False)
+                lv, av = B.where(both, lp.xv, 0.0), B.where(both, adv_tokens.xv, 0.0)
+                n_tok = B.cast(B.count(both), B.f64)
+            if B.torch:
+                cross = B.sum(lv * av, dtype=B.f64)
+            else:
+                av = av.astype(lv.dtype, copy=False)
                 cross = np.einsum("ij,ij->i", lv, av).sum(dtype=np.float64)
-            sa = B.sum(B.cast(B.sum(adv_tokens, axis=1), B.f64))
-            raw["cov.num"] = cross - B.sum(rows) * sa / B.clip(n_tok, 1.0, None)
-        raw["cov.den"] = n_tok
+            sa = B.sum(B.cast(B.sum(av, axis=1), B.f64))
+            sl = B.sum(B.cast(B.sum(lv, axis=1), B.f64))
+            raw["cov.num"] = cross - sl * sa / B.clip(n_tok, 1.0, None)
+            raw["cov.den"], raw["cov.scale"] = n_tok, 1.0
 
 
 def finalize_tokens(h: dict, out: Any, cfg: Any, n: int) -> None:
@@ -149,14 +190,19 @@ def finalize_tokens(h: dict, out: Any, cfg: Any, n: int) -> None:
         out.put("length/min", h["len.min"])
         out.put("length/max", h["len.max"])
     if "ent.sum" in h:
-        n_tok = float(h["len.sum"])
-        out.ratio("entropy/mean", h["ent.sum"], n_tok)
+        out.count("entropy/nonfinite", h["ent.nonfinite"])
+        out.ratio("entropy/mean", h["ent.sum"], h["ent.n"])
         has = float(h["ent.seq_n"]) > 0
         for name, v in zip(("entropy/seq_p10", "entropy/seq_p50", "entropy/seq_p90"), h["ent.seq_q"]):
             out.put(name, v, defined=has)
-        out.histograms["entropy"] = uniform_dict(h, "h.entropy", cfg.spec("entropy"), cfg.quantiles)
+        out.histograms["entropy"] = uniform_dict(h, "h.entropy", cfg.spec("entropy"), cfg.quantiles,
+                                                 tails=cfg.tail_values)
     if "cov.num" in h:
-        out.ratio("entropy/cov_logp_adv", h["cov.num"], h["cov.den"])
+        out.count("logprobs/nonfinite", h["lp.nonfinite"])
+        den = float(h["cov.den"])
+        with np.errstate(all="ignore"):
+            cov = float(h["cov.num"]) / den / float(h["cov.scale"]) if den else None
+        out.put("entropy/cov_logp_adv", cov)
     if "h.adv_token.slots" in h:
         out.histograms["advantages/token"] = uniform_dict(h, "h.adv_token", cfg.spec("advantages/token"),
-                                                          cfg.quantiles)
+                                                          cfg.quantiles, tails=cfg.tail_values)

@@ -1,4 +1,4 @@
-"""/api/v1/runs/{id}/steps, /series, /histograms and /samples."""
+"""/api/v1/runs/{id}/steps, /series and /histograms."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fadewatch.protocol.limits import (MAX_HISTOGRAM_NAMES_CHARS, MAX_HISTOGRAMS
                                        MAX_KEYS_PER_REQUEST, MAX_NAME_LENGTH)
 from fadewatch.server.deps import DatabaseDep, IngestDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SampleList, SeriesOut
-from fadewatch.server.store import reads, samples
+from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SeriesOut
+from fadewatch.server.store import reads
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
 _METRIC_NAME = TypeAdapter(MetricName)
@@ -111,17 +111,3 @@ def read_histograms(
     names = _names(name, "name", limit=MAX_HISTOGRAMS_PER_READ, example="name=difficulty/mass_pos,difficulty/mass_neg")
     with db.transaction() as session:
         return reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)
-
-
-@router.get("/samples", response_model=SampleList)
-def read_samples(
-    run_id: RunId,
-    db: DatabaseDep,
-    who: PrincipalDep,
-    limit: int = Query(default=20, ge=1, le=500),
-    min_step: StepBound = None,
-    max_step: StepBound = None,
-) -> SampleList:
-    """Sampled completions of the newest steps (at or before max_step), newest step first."""
-    with db.transaction() as session:
-        return samples.recent_samples(session, run_id, who, limit, min_step, max_step)

@@ -7,14 +7,17 @@ range's ragged ends, so its cost grows with max_points, not with the run's lengt
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import orjson
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
+from fadewatch.protocol.histograms import bin_quantiles, quantile_method
 from fadewatch.server import blocks
 from fadewatch.server.auth import Principal
-from fadewatch.server.downsample import bucket_bounds, downsample_units, quantiles_from_counts, rebin_counts
+from fadewatch.server.downsample import bucket_bounds, downsample_units, rebin_counts
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.schemas import HistogramMatrix, SeriesOut, SeriesPoints
 from fadewatch.server.store import blocks as block_store
@@ -29,8 +32,8 @@ FEW_KEYS = 4
 
 def _nullable(values: np.ndarray) -> list[float | None]:
     out = values.tolist()
-    if np.isnan(values).any():
-        return [None if v != v else v for v in out]
+    if not np.isfinite(values).all():  # a merged sum can pass the largest float
+        return [v if math.isfinite(v) else None for v in out]
     return out
 
 
@@ -252,13 +255,17 @@ def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> Histog
         mean = np.where(m_total > 0, m_sum / m_total, np.nan)
     mean[np.add.reduceat(np.isnan(sums).astype(int), starts) > 0] = np.nan
     merged = np.add.reduceat(counts, starts, axis=0)
+    m_under, m_over = np.add.reduceat(under, starts), np.add.reduceat(over, starts)
+    m_min, m_max = np.fmin.reduceat(mins, starts), np.fmax.reduceat(maxs, starts)
 
     qs = np.array([float(q) for q in QUANTILE_KEYS])
+    method = quantile_method(latest.get("labels"))
     quantiles: dict[str, list] = {q: [] for q in QUANTILE_KEYS}
     for col, (s, e) in enumerate(zip(starts, ends)):
         # A column of one logged step keeps that step's exact quantiles.
         exact = units[s].get("quantiles") or {} if s == e and units[s]["n"] == 1 else {}
-        estimated = quantiles_from_counts(merged[col], edges, qs)
+        estimated = bin_quantiles(merged[col], edges, qs, underflow=m_under[col], overflow=m_over[col],
+                                  vmin=m_min[col], vmax=m_max[col], method=method)
         for key, est in zip(QUANTILE_KEYS, estimated):
             value = exact.get(key, est)
             quantiles[key].append(None if value is None or np.isnan(value) else float(value))
@@ -271,12 +278,12 @@ def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> Histog
         edges=edges.tolist(),
         labels=latest.get("labels"),
         counts=merged.tolist(),
-        underflow=np.add.reduceat(under, starts).tolist(),
-        overflow=np.add.reduceat(over, starts).tolist(),
+        underflow=m_under.tolist(),
+        overflow=m_over.tolist(),
         count=m_total.tolist(),
         mean=_nullable(mean),
-        min=_nullable(np.fmin.reduceat(mins, starts)),
-        max=_nullable(np.fmax.reduceat(maxs, starts)),
+        min=_nullable(m_min),
+        max=_nullable(m_max),
         quantiles=quantiles,
     )
 

@@ -14,6 +14,7 @@ from fadewatch.server.auth import Principal
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
+from fadewatch.server.store.rollouts import add_rollouts
 from fadewatch.server.store.runs import load_run
 
 __all__ = ["StoredBatch", "store_batch"]
@@ -61,7 +62,6 @@ def store_batch(
             "time": r.time if r.time is not None else now,
             "scalars": r.scalars,
             "nonfinite": r.nonfinite,
-            "samples": [s.model_dump() for s in r.samples] if r.samples else None,
         }
         for r in ordered
     ]
@@ -99,6 +99,7 @@ def store_batch(
             by_step.setdefault(row["step"], {})[row["name"]] = row["data"]
         blocks.add_steps(session, run_id, [(r.step, r.scalars, by_step.get(r.step, {}))
                                            for r in ordered if r.step in stored_steps])
+        add_rollouts(session, run_id, [r for r in ordered if r.step in stored_steps and (r.rollouts or r.samples)])
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
     result = IngestResult(stored=len(stored_steps), duplicates=len(duplicates), duplicate_steps=duplicates)
@@ -110,10 +111,10 @@ def store_batch(
 # server unpacks, instead of hundreds of escaped values.
 _PG_INSERT_STEPS = text(
     """
-    INSERT INTO steps (run_id, step, time, scalars, nonfinite, samples)
-    SELECT :run_id, r.step, r.time, r.scalars, r.nonfinite, r.samples
+    INSERT INTO steps (run_id, step, time, scalars, nonfinite)
+    SELECT :run_id, r.step, r.time, r.scalars, r.nonfinite
     FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS r(step bigint, time float8, scalars jsonb, nonfinite jsonb, samples jsonb)
+         AS r(step bigint, time float8, scalars jsonb, nonfinite jsonb)
     ORDER BY r.step
     ON CONFLICT (run_id, step) DO NOTHING
     RETURNING step

@@ -41,6 +41,10 @@ def seed_run(base_url: str, headers: dict[str, str] | None = None, project: str 
         records = batch(range(40), histograms=2)["records"]
         for r in records[::5]:
             r["samples"] = [{"text": f"completion at {r['step']}", "reward": 1.0, "group": 0}]
+        for r in records[2::5]:
+            r["rollouts"] = [{"group": f"p{k}", "prompt": f"prompt {k}", "solve_rate": 0.5, "completions": [
+                {"text": f"answer {i} at {r['step']}", "reward": float(i % 2), "advantage": i - 0.5, "length": 5,
+                 "entropy": 0.7} for i in range(2)]} for k in range(2)]
         api.post(f"/runs/{run_id}/steps", json={"records": records}).raise_for_status()
     return run_id
 

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,7 @@ import uvicorn
 
 from tests.support.polling import wait_until
 
-__all__ = ["free_port", "ThreadedServer", "LiveServer"]
+__all__ = ["free_port", "ThreadedServer", "LiveServer", "live_server", "torch_threads"]
 
 
 def free_port() -> int:
@@ -120,3 +122,26 @@ class LiveServer:
         with self.client() as c:
             runs = c.get("/runs", params={"project": project}).json()["runs"]
         return next((r for r in runs if r["name"] == name), None)
+
+
+@contextmanager
+def live_server(tmp_path_factory, name: str) -> Iterator[LiveServer]:
+    """`fadewatch server` on SQLite in a folder of its own, for a module's tests."""
+    srv = LiveServer(tmp_path_factory.mktemp(name)).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch on n CPU threads (a trainer and a server share this machine's cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -73,8 +73,12 @@ def length_reward(completions: list[str], **_: Any) -> list[float]:
 
 
 def make_trainer(output_dir: Path, *, trainer: str = "grpo", max_steps: int = 3, reward_funcs=None,
-                 dataset_size: int = 16, seed: int = 0, hidden_size: int = 32, layers: int = 2, **config: Any):
-    """A GRPOTrainer (or RLOOTrainer) on the tiny model; ``config`` overrides the trainer's config."""
+                 dataset_size: int = 16, seed: int = 0, hidden_size: int = 32, layers: int = 2,
+                 trainer_class=None, **config: Any):
+    """A GRPOTrainer (or RLOOTrainer) on the tiny model; ``config`` overrides the trainer's config.
+
+    ``trainer_class``: a subclass of the trainer to build instead.
+    """
     import trl
 
     tokenizer = build_tokenizer()
@@ -90,6 +94,7 @@ def make_trainer(output_dir: Path, *, trainer: str = "grpo", max_steps: int = 3,
         args, cls = trl.RLOOConfig(**base), trl.RLOOTrainer
     else:
         raise ValueError(f"unknown trainer {trainer!r}")
+    cls = trainer_class or cls
     if args.beta:
         # TRL builds the KL reference model from the policy's path: give it a local one.
         path = Path(output_dir) / "tiny-model"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ __all__ = ["Stored", "TrlRecorder", "load_tables"]
 
 
 class Stored:
-    """One run on a LiveServer: its record, scalar series, histograms and samples."""
+    """One run on a LiveServer: its record, scalar series, histograms and rollouts."""
 
     def __init__(self, server: LiveServer, project: str, name: str):
         self.server = server
@@ -38,13 +37,19 @@ class Stored:
         with self.server.client() as c:
             return c.get(f"/runs/{self.id}/keys").json()
 
-    def samples(self) -> dict[int, list[dict]]:
-        db = sqlite3.connect(self.server.data_dir / "server.db")
-        try:
-            rows = db.execute("SELECT step, samples FROM steps WHERE run_id = ?", (self.id,)).fetchall()
-        finally:
-            db.close()
-        return {step: json.loads(samples) if samples else [] for step, samples in rows}
+    def rollouts(self) -> dict[int, list[dict]]:
+        """The kept rollouts of every step, as the API returns them (whole groups, in order)."""
+        out: dict[int, list[dict]] = {}
+        cursor = None
+        with self.server.client() as c:
+            while True:
+                page = c.get(f"/runs/{self.id}/rollouts", params={"order": "asc", "limit": 1000,
+                                                                  **({"cursor": cursor} if cursor else {})}).json()
+                for r in page["rollouts"]:
+                    out.setdefault(r["step"], []).append(r)
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return out
 
 
 class TrlRecorder:

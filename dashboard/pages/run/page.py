@@ -8,6 +8,8 @@ from urllib.parse import quote
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
+from fadewatch.dashboard.pages.rollouts import filters as rollout_filters
+from fadewatch.dashboard.pages.rollouts.cards import groups_of, preview
 from fadewatch.dashboard.pages.run import loading
 from fadewatch.dashboard.pages.run.regime import regime_badge, run_regime
 from fadewatch.errors import ServerError
@@ -16,7 +18,7 @@ from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import empty_figure
 from fadewatch.dashboard.figures.histograms import distribution_figure
 from fadewatch.dashboard.figures.theme import run_color
-from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, fmt_num, graph, section
+from fadewatch.dashboard.ui import badge, empty_state, error_state, fmt_age, graph, section
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
 
@@ -89,6 +91,8 @@ def layout(run_id: str | None = None, **_query):
         dcc.Store(id="run-id", data=rid),
         dcc.Store(id="run-series-state"), dcc.Store(id="run-adv-state"), dcc.Store(id="run-ent-state"),
         dcc.Store(id="run-diff-state"),
+        # A click on a heatmap cell opens the rollout inspector there, without reloading the app.
+        dcc.Location(id="run-nav", refresh="callback-nav"),
         # One clock per live section, off while its refresh runs (see _live): a tick during a slow
         # refresh would start a second one on the same held state, and both would append.
         *[dcc.Interval(id=f"run-{part}-interval", interval=refresh, n_intervals=0, disabled=True)
@@ -132,35 +136,54 @@ def layout(run_id: str | None = None, **_query):
                 html.Div(id="run-other", className="fw-grid small"), anchor="scalars"),
         section("Config", None, html.Pre(json.dumps(run.get("config") or {}, indent=2, sort_keys=True,
                                                     default=str), className="fw-pre", id="run-config")),
-        section("Sampled completions", "A few completions of the step picked under the advantage "
-                "distribution (the newest, unless you move the slider), with their group, reward and advantage.",
-                html.Div(id="run-samples"), anchor="samples"),
+        section("Rollouts", "Whole groups of rollouts the hook kept at the step picked under the advantage "
+                "distribution (the newest, unless you move the slider). Click a cell of the advantage or "
+                "difficulty heatmap to inspect that step's rollouts of that bin.",
+                html.Div(id="run-rollouts"), anchor="rollouts"),
     ])
 
 
-def _samples(rows: list[dict]):
-    if not rows:
-        return html.P("No completions logged yet: pass completions=... to run.log().", className="fw-hint")
-    head = html.Thead(html.Tr([html.Th("Step"), html.Th("Group"), html.Th("Reward"), html.Th("Advantage"),
-                               html.Th("Completion")]))
-    body = html.Tbody([html.Tr([
-        html.Td(f"{s['step']:,}", className="num"),
-        html.Td("–" if s.get("group") is None else str(s["group"])),
-        html.Td(fmt_num(s.get("reward")), className="num"),
-        html.Td(fmt_num(s.get("advantage")), className="num"),
-        # Text, never markup: Dash renders strings as text nodes.
-        html.Td(html.Pre(s.get("text", ""), className="fw-completion")),
-    ]) for s in rows])
-    return html.Table([head, body], className="fw-table fw-samples")
-
-
-@callback(Output("run-samples", "children"), Input("run-adv-slider", "value"), State("run-id", "data"))
-def show_samples(step, run_id):
+@callback(Output("run-rollouts", "children"), Input("run-adv-slider", "value"), State("run-id", "data"))
+def show_rollouts(step, run_id):
     try:
-        rows = client().samples(run_id, limit=8, max_step=step)
+        page = client().get(f"/runs/{int(run_id)}/rollouts", max_step=step, limit=16)
     except ServerError as exc:
         return error_state(exc)
-    return _samples(rows)
+    if not page["rollouts"]:
+        return html.P(["No rollouts logged yet: pass prompts= and completions= to run.log() (texts, or token "
+                       "ids with tokenizer=). ", dcc.Link("Open the rollout inspector",
+                                                         href=href(f"runs/{int(run_id)}/rollouts"))],
+                      className="fw-hint")
+    at = page["rollouts"][0]["step"]
+    shown = [r for group in groups_of(page["rollouts"]) if group[0]["step"] == at for r in group]
+    link = dcc.Link(f"Open the rollout inspector at step {at:,} →", id="run-rollouts-link",
+                    href=href(rollout_filters.inspector_path(run_id, step=at)))
+    return html.Div([html.Div(link, className="fw-toolbar"), *preview(shown)])
+
+
+@callback(
+    Output("run-nav", "href"),
+    Input("run-adv-heatmap", "clickData"),
+    Input("run-diff-heatmap", "clickData"),
+    State("run-id", "data"),
+    prevent_initial_call=True,
+)
+def open_inspector(adv_click, diff_click, run_id):
+    """A heatmap cell: its column's step, filtered to its bin (an advantage range or a difficulty bin)."""
+    click = adv_click if ctx.triggered_id == "run-adv-heatmap" else diff_click
+    point = (click or {}).get("points", [{}])[0]
+    if point.get("curveNumber") != 1 or point.get("x") is None:
+        return no_update  # the alert markers' trace, or no cell
+    step = int(point["x"])
+    if ctx.triggered_id == "run-diff-heatmap":
+        return href(rollout_filters.inspector_path(run_id, step=step, difficulty=point.get("y")))
+    try:
+        edges = client().get(f"/runs/{int(run_id)}/histograms", name="advantages", max_steps=1,
+                             min_step=step, max_step=step)["edges"]
+    except (ServerError, KeyError):
+        edges = []
+    advantage = rollout_filters.bin_of(edges, float(point["y"])) if edges else None
+    return href(rollout_filters.inspector_path(run_id, step=step, advantage=advantage))
 
 
 @callback(

@@ -1,0 +1,1 @@
+"""The rollout inspector page: layout and callbacks (page.py), cards and filters."""
