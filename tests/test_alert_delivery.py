@@ -216,3 +216,30 @@ def test_one_episode_of_a_noisy_signal_is_two_messages_each_with_its_diagnosis_c
         assert f"*{label}:*" in text
     episodes = alert_api.get(f"/alerts/{firing['alert']['id']}").json()["episodes"]
     assert [(e["number"], e["fired_step"], e["resolved_step"]) for e in episodes] == [(1, firing["step"], 85)]
+
+
+def test_the_worker_wakes_at_the_outer_commit_not_at_the_savepoint(tmp_path, make_settings):
+    """Alert evaluation queues messages inside a savepoint: waking at its release, the worker
+    would claim before the commit made them visible and leave them to its next poll."""
+    from sqlalchemy import event, text
+
+    from fadewatch.server.alerts.delivery.messages import OUTBOX_FLAG
+    from fadewatch.server.alerts.delivery.worker import DeliveryWorker
+    from fadewatch.server.app import prepare_database
+
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'wake.db'}")
+    db = prepare_database(settings)
+    worker = DeliveryWorker(db, settings)
+    event.listen(db.factory, "after_commit", worker._after_commit)
+    try:
+        session = db.factory()
+        session.execute(text("SELECT 1"))
+        with session.begin_nested():
+            session.info[OUTBOX_FLAG] = True
+        assert not worker._wake.is_set()  # the savepoint is released, nothing is visible yet
+        session.commit()
+        assert worker._wake.is_set()
+        session.close()
+    finally:
+        event.remove(db.factory, "after_commit", worker._after_commit)
+        db.engine.dispose()

@@ -83,6 +83,11 @@ class DeliveryWorker:
         self._wake.set()
 
     def _after_commit(self, session) -> None:
+        # SQLAlchemy calls this when a savepoint is released too, and alert evaluation runs in
+        # one: woken then, the claim would run before the outer commit makes the messages
+        # visible, and they would wait for the next poll. Only the outermost commit counts.
+        if session.in_nested_transaction():
+            return
         if session.info.pop(OUTBOX_FLAG, False):
             self._wake.set()
 
