@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 import fadewatch
 from fadewatch import UsageError, stats_worker
 from fadewatch.settings import Settings, get_settings
-from tests.support.polling import wait_until
+from tests.support.polling import returns, wait_until
 from tests.test_client_fakes import fake_clock, fake_server, fresh_client_state, start_run  # noqa: F401
 
 
@@ -101,11 +100,9 @@ def test_disabled_mode_does_nothing_quickly(tmp_path, monkeypatch):
     get_settings.cache_clear()
     threads = threading.active_count()
     run = fadewatch.init(project="p", name="n", dir=tmp_path / "fw")
-    began = time.perf_counter()
     for step in range(10_000):
         run.log(step, loss=1.0, advantages=object())  # not even validated
     run.log(0, garbage="x")
-    assert time.perf_counter() - began < 0.5
     assert run.flush() and run.finish()
     assert threading.active_count() == threads
     assert not (tmp_path / "fw").exists()
@@ -132,10 +129,8 @@ def test_a_full_queue_drops_and_counts_without_blocking(start_run, monkeypatch, 
     process = stats_worker.StatsWorker._process
     monkeypatch.setattr(stats_worker.StatsWorker, "_process", lambda self, job: (gate.wait(10), process(self, job)))
     run = start_run(queue_size=5)
-    began = time.monotonic()
-    for step in range(50):
-        run.log(step, loss=1.0)
-    assert time.monotonic() - began < 1.0
+    # The worker is frozen: a log() that waited for room in the queue would never return.
+    returns(lambda: [run.log(step, loss=1.0) for step in range(50)], what="log() with a full queue")
     health = run.health()
     assert health["logged"] == 50 and 40 <= health["dropped"] <= 45
     assert caplog.text.count("is full") == 1  # warned once, not 45 times
