@@ -15,6 +15,7 @@ RUN python -m venv /opt/fadewatch
 WORKDIR /src
 # Only what the wheel is built from, so editing tests or docs does not bust this layer.
 COPY pyproject.toml README.md ./
+COPY scripts/build_backend.py ./scripts/
 COPY client ./client
 COPY server ./server
 COPY dashboard ./dashboard

@@ -83,10 +83,9 @@ def test_every_source_package_is_in_the_distribution():
     assert found <= set(tool["packages"]), sorted(found - set(tool["packages"]))
 
 
-def test_wheel_builds_without_packaging_warnings_and_carries_its_data(tmp_path):
-    """The license as an SPDX string, every package listed (the data-only assets folder too)."""
+def _source_tree(tmp_path):
+    """What the package is built from, copied: the build sees nothing else of the checkout."""
     import shutil
-    import zipfile
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
@@ -94,19 +93,45 @@ def test_wheel_builds_without_packaging_warnings_and_carries_its_data(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(root / name, src / name)
+    (src / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "build_backend.py", src / "scripts" / "build_backend.py")
     for folder in ("client", "server", "dashboard", "migrations"):
         shutil.copytree(root / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(tmp_path / "out"), str(src)],
-        capture_output=True, text=True, timeout=180,
-    )
+    return src
+
+
+def _pip(*args) -> list[str]:
+    """Run pip offline on the environment's own setuptools; the lines that name a warning."""
+    proc = subprocess.run([sys.executable, "-m", "pip", *args, "--no-deps", "--no-build-isolation", "--no-index"],
+                          capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "Warning:" in line]
-    assert warnings == []
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if "Warning:" in line]
+
+
+def test_wheel_builds_without_packaging_warnings_and_carries_its_data(tmp_path):
+    """The license as an SPDX string, every package listed (the data-only assets folder too)."""
+    import zipfile
+
+    assert _pip("wheel", "-w", str(tmp_path / "out"), str(_source_tree(tmp_path))) == []
     (wheel,) = (tmp_path / "out").glob("fadewatch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "fadewatch/dashboard/assets/fadewatch.css" in names
     assert "fadewatch/server/alerts/evaluation/engine.py" in names
     assert "fadewatch/migrations/script.py.mako" in names
 
+
+def test_an_editable_install_prints_no_warning_and_imports_from_the_checkout(tmp_path):
+    import sysconfig
+
+    src = _source_tree(tmp_path)
+    prefix = tmp_path / "prefix"
+    assert _pip("install", "--ignore-installed", "--prefix", str(prefix), "-e", str(src)) == []
+    (prefix_site,) = prefix.glob("lib/python*/site-packages")
+    # Under -S, the prefix's .pth files are read before the environment's (whose finder maps
+    # the package to this checkout), so the new install's finder answers the import.
+    code = (f"import site; site.addsitedir({str(prefix_site)!r}); "
+            f"site.addsitedir({sysconfig.get_paths()['purelib']!r}); "
+            "import fadewatch.server as m; print(m.__file__)")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(src / "server" / "__init__.py")
