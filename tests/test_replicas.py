@@ -31,13 +31,13 @@ from tests.support.trainers import Trainer, acknowledged, stop_all, stored_once
 PROJECT = "replicas"
 BURST = "replicas-burst"
 START_S = 60  # a loaded 2-core machine can take 20 s to import and start a server
-LEASE_S = 4.0  # how long the killed replica's claim keeps its message from the survivor
+LEASE_S = 6.0  # how long the killed replica's claim keeps its message from the survivor
 ENV = {
     "FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true",
     "FADEWATCH_ALERT_DELIVERY_POLL_S": "0.05",
     "FADEWATCH_ALERT_DELIVERY_BACKOFF_BASE_S": "0.05",
     "FADEWATCH_ALERT_DELIVERY_BACKOFF_MAX_S": "0.2",
-    "FADEWATCH_ALERT_DELIVERY_TIMEOUT_S": "3",
+    "FADEWATCH_ALERT_DELIVERY_TIMEOUT_S": str(LEASE_S / 3),
     "FADEWATCH_ALERT_DELIVERY_LEASE_S": str(LEASE_S),
 }
 RULES = {"loss_high": "> 100", "loss_very_high": "> 500"}
