@@ -2,10 +2,10 @@
 
 First, batches of one run are posted four at a time, so both replicas store and evaluate
 batches of the same run at once: the run's row lock takes them in turn, and each rule fires
-once. Then a real hook run posts through the proxy, so its batches land on both replicas in turn. Its
-loss trips two alert rules; the first notification is held by the receiver, and the replica
-whose delivery worker sent it is SIGKILLed while it waits, mid-run. The hook carries on
-through the survivor. Every step is stored once, each rule has one alert for the run with
+once. Then a real hook run posts through the proxy, so its batches land on both replicas in
+turn. Its loss trips two alert rules; the first notification is held by the receiver, and
+the replica whose delivery worker sent it is SIGKILLed while it waits, mid-run. The hook
+carries on through the survivor. Every step is stored once, each rule has one alert for the run with
 its two episodes, and the receiver accepts exactly one message per transition: the one the
 dead replica held goes out again from the survivor once its lease runs out, under the same
 webhook-id.
@@ -30,8 +30,8 @@ from tests.support.trainers import Trainer, acknowledged, stop_all, stored_once
 
 PROJECT = "replicas"
 BURST = "replicas-burst"
-START_S = 60  # a loaded 2-core machine can take 20 s to import and start a server
-LEASE_S = 6.0  # how long the killed replica's claim keeps its message from the survivor
+START_S = 120  # two servers importing at once on a loaded 2-core machine have taken 40 s
+LEASE_S = 7.5  # how long the killed replica's claim keeps its message from the survivor
 ENV = {
     "FADEWATCH_ALERT_ALLOW_LOOPBACK_TARGETS": "true",
     "FADEWATCH_ALERT_DELIVERY_POLL_S": "0.05",
