@@ -6,6 +6,7 @@ import logging
 import sys
 
 import click
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from fadewatch.server.db import is_sqlite, make_engine, make_session_factory, session_scope
@@ -18,7 +19,12 @@ __all__ = ["run_server", "upgrade_database", "create_token", "list_tokens", "rev
 
 def build_settings(**overrides) -> ServerSettings:
     given = {k: v for k, v in overrides.items() if v is not None}
-    return ServerSettings(**given)
+    try:
+        return ServerSettings(**given)
+    except ValidationError as exc:  # a bad FADEWATCH_* variable: say which, without a traceback
+        lines = [(f"FADEWATCH_{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+                 for e in exc.errors()]
+        raise click.ClickException("invalid server settings: " + "; ".join(lines)) from None
 
 
 def _settings_for(db_url: str | None) -> ServerSettings:

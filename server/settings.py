@@ -6,7 +6,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fadewatch.protocol import limits
@@ -80,6 +80,17 @@ class ServerSettings(BaseSettings):
     alert_delivery_lease_s: float = Field(
         default=30.0, gt=0, le=3600, description="How long a claimed notification stays claimed by one worker."
     )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> ServerSettings:
+        # A send may take the timeout three times over (connecting, sending, waiting for the
+        # answer). A lease that runs out sooner lets another server send the message again.
+        if self.alert_delivery_lease_s < 3 * self.alert_delivery_timeout_s:
+            raise ValueError(
+                f"FADEWATCH_ALERT_DELIVERY_LEASE_S ({self.alert_delivery_lease_s:g}) must be at least 3 x "
+                f"FADEWATCH_ALERT_DELIVERY_TIMEOUT_S ({self.alert_delivery_timeout_s:g})"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.dir)

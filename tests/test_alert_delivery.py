@@ -243,3 +243,63 @@ def test_the_worker_wakes_at_the_outer_commit_not_at_the_savepoint(tmp_path, mak
     finally:
         event.remove(db.factory, "after_commit", worker._after_commit)
         db.engine.dispose()
+
+
+def _waiting_on_locks(db) -> int:
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        return conn.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND wait_event_type = 'Lock'"))
+
+
+def test_claims_take_no_more_than_a_pass_sends_and_a_lease_excludes_every_other_worker(db_url, make_settings):
+    """Six channels with a due message each. A worker claims at most what it sends at once; a
+    second worker claiming at the same moment (its UPDATE waits on the first's row locks, then
+    re-checks the lease) wins none of those; once the leases run out, the messages are due again."""
+    import threading
+
+    from fadewatch.server.alerts.models import AlertChannel, AlertNotification
+    from fadewatch.server.app import prepare_database
+    from fadewatch.server.store import delivery as queue
+    from fadewatch.server.store.runs import get_or_create_project
+
+    db = prepare_database(make_settings(database_url=db_url))
+    now = time.time()
+    try:
+        with db.write_transaction() as s:
+            project = get_or_create_project(s, "claims")
+            s.flush()
+            for i in range(6):
+                channel = AlertChannel(project_id=project.id, name=f"c{i}", kind="webhook", url="http://127.0.0.1:9/",
+                                       secret=None, enabled=True, created_at=now, updated_at=now)
+                s.add(channel)
+                s.flush()
+                s.add(AlertNotification(message_id=f"m{i}", project_id=project.id, channel_id=channel.id,
+                                        channel_name=channel.name, kind="firing", body="{}", status="pending",
+                                        attempts=0, created_at=now, next_attempt_at=now))
+        with db.write_transaction() as s:
+            first, _ = queue.claim(s, now, now + 30, limit=4)
+        assert len(first) == 4
+
+        rival: dict = {}
+        with db.write_transaction() as s:
+            second, _ = queue.claim(s, now, now + 30, limit=4)
+
+            def claim_meanwhile() -> None:
+                with db.write_transaction() as other:
+                    rival["jobs"], rival["next_due"] = queue.claim(other, now, now + 30, limit=4)
+
+            thread = threading.Thread(target=claim_meanwhile)
+            thread.start()
+            if db_url.startswith("postgresql"):  # SQLite's writers take turns in the process anyway
+                wait_until(lambda: _waiting_on_locks(db) > 0, timeout=10, what="the rival claim waiting on row locks")
+        thread.join(10)
+        assert len(second) == 2 and {j.id for j in first}.isdisjoint(j.id for j in second)
+        assert rival == {"jobs": [], "next_due": now + 30}
+
+        with db.write_transaction() as s:
+            again, _ = queue.claim(s, now + 31, now + 61, limit=10)
+        assert sorted(j.message_id for j in again) == [f"m{i}" for i in range(6)]
+    finally:
+        db.engine.dispose()

@@ -111,3 +111,19 @@ def test_a_bad_rules_file_stops_the_server_with_a_clear_error(tmp_path):
         assert proc.returncode == 1, proc.stderr
         assert "Error: alert rules:" in proc.stderr and expected in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_lease_shorter_than_three_send_timeouts_stops_the_start_with_a_clear_error(monkeypatch):
+    """A send may take its timeout three times over; a shorter lease would let another server send again."""
+    import click
+    import pytest
+
+    from fadewatch.server.cli import build_settings
+
+    monkeypatch.setenv("FADEWATCH_ALERT_DELIVERY_TIMEOUT_S", "20")
+    with pytest.raises(click.ClickException) as refused:
+        build_settings()
+    assert refused.value.message == ("invalid server settings: FADEWATCH_ALERT_DELIVERY_LEASE_S (30) must be at "
+                                     "least 3 x FADEWATCH_ALERT_DELIVERY_TIMEOUT_S (20)")
+    monkeypatch.setenv("FADEWATCH_ALERT_DELIVERY_LEASE_S", "60")
+    assert build_settings().alert_delivery_lease_s == 60

@@ -54,11 +54,17 @@ def _heads(session: Session) -> list:
     return list(session.execute(query))
 
 
-def claim(session: Session, now: float, lease_until: float) -> tuple[list[Job], float | None]:
-    """Lease every due channel head. Returns the jobs and when the next head falls due."""
+def claim(session: Session, now: float, lease_until: float, limit: int | None = None) -> tuple[list[Job], float | None]:
+    """Lease the due channel heads, at most ``limit``. Returns the jobs and when the next head falls due.
+
+    A caller claims only what it sends at once: a job left waiting behind others could see its
+    lease run out before it is sent, and another worker would then send it too.
+    """
     jobs: list[Job] = []
     next_due: float | None = None
     for row in _heads(session):
+        if limit is not None and len(jobs) >= limit:
+            break
         if row.url is None or not row.enabled:
             # Deleted or disabled since its messages were queued: they go nowhere.
             reason = "channel deleted" if row.url is None else "channel disabled"

@@ -20,6 +20,7 @@ class Received:
     body: bytes
     at: float
     status: int
+    peer_port: int = 0  # the sender's source port: which process sent it
 
     @property
     def json(self) -> dict:
@@ -35,12 +36,18 @@ class Receiver:
 
         with Receiver(script=[(500, {}), (429, {"Retry-After": "1"})]) as rx:
             ...  # rx.url, rx.received, rx.wait_for(3)
+
+    With `hold=n`, the first n requests get no answer until `release()`, then a 503: the sender
+    waits meanwhile, as on a receiver that hangs (tests kill the sender during that wait).
     """
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, default: int = 200):
+    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, default: int = 200, hold: int = 0):
         self.script = list(script or [])
         self.default = default
         self.received: list[Received] = []
+        self.held: list[Received] = []
+        self._to_hold = hold
+        self._released = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -48,15 +55,28 @@ class Receiver:
             def do_POST(self):  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver._lock:
-                    status, headers = receiver.script.pop(0) if receiver.script else (receiver.default, {})
-                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                      body, time.time(), status))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                    held = receiver._to_hold > 0
+                    if held:
+                        receiver._to_hold -= 1
+                        status, headers = 503, {}
+                    else:
+                        status, headers = receiver.script.pop(0) if receiver.script else (receiver.default, {})
+                    got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(),
+                                   status, self.client_address[1])
+                    receiver.received.append(got)
+                    if held:
+                        receiver.held.append(got)
+                if held:
+                    receiver._released.wait(60)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the sender is gone (a test killed it while its request was held)
 
             def log_message(self, *args):
                 pass
@@ -71,8 +91,15 @@ class Receiver:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def release(self) -> None:
+        """Answer the held requests (503) and hold no more."""
+        with self._lock:
+            self._to_hold = 0
+        self._released.set()
 
     def accepted(self) -> list[Received]:
         """Requests answered 2xx, in arrival order."""

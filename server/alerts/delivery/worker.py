@@ -54,6 +54,7 @@ class DeliveryWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._concurrency = concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fadewatch-send")
 
     # --- life --------------------------------------------------------------------------
@@ -116,7 +117,9 @@ class DeliveryWorker:
         """Claim the due head of every channel's queue, send, record. Returns (handled, next due)."""
         now = self.clock()
         with self.db.write_transaction() as session:
-            jobs, next_due = queue.claim(session, now, now + self.settings.alert_delivery_lease_s)
+            # No more than the pool sends at once, so every claimed job is sent within its lease.
+            jobs, next_due = queue.claim(session, now, now + self.settings.alert_delivery_lease_s,
+                                         limit=self._concurrency)
         if not jobs:
             return 0, next_due
         if len(jobs) == 1:
