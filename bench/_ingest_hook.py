@@ -172,7 +172,7 @@ def copy_case(db_url: str, batches: list[list[dict]], seconds: float) -> dict:
             time.sleep(max(0.0, start_at - time.perf_counter()))
             for records in batches:
                 if time.perf_counter() > deadline:
-                    return
+                    break
                 with conn.cursor() as cur:
                     with cur.copy("COPY raw_steps (run_id, step, time, scalars, nonfinite) FROM STDIN") as copy:
                         for r in records:
