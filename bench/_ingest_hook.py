@@ -163,6 +163,7 @@ def copy_case(db_url: str, batches: list[list[dict]], seconds: float) -> dict:
     meter = CpuMeter(db_url)
     opened = threading.Barrier(THREADS + 1)
     finished = threading.Barrier(THREADS + 1)
+    measured = threading.Event()
     start_at = time.perf_counter() + 1.0
     deadline = start_at + seconds
 
@@ -185,7 +186,8 @@ def copy_case(db_url: str, batches: list[list[dict]], seconds: float) -> dict:
                                 copy.write_row((index, r["step"], name, orjson.dumps(h).decode()))
                 conn.commit()
                 stored[index] += len(records)
-            finished.wait()  # the connection stays open until its backend's CPU is read
+            finished.wait()
+            measured.wait()  # the connection stays open until its backend's CPU is read
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for t in threads:
@@ -195,6 +197,7 @@ def copy_case(db_url: str, batches: list[list[dict]], seconds: float) -> dict:
     finished.wait()
     elapsed = time.perf_counter() - start_at
     backends = meter._backends()
+    measured.set()
     for t in threads:
         t.join()
     row = {"mode": "raw COPY", "runs": THREADS, "steps_per_s": sum(stored) / elapsed}
