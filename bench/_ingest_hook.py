@@ -27,6 +27,8 @@ import httpx
 import orjson
 import psutil
 
+from _ingest_profile import breakdown
+from _ingest_profile import report as report_breakdown
 from _servers import fadewatch_process
 
 THREADS = 4
@@ -214,6 +216,8 @@ def bench_hook(scratch, templates: int, seconds: float, paced: float, data_dir: 
     print(f"hook workload: {len(records[0]['scalars'])} scalars + {len(records[0]['histograms'])} histograms per step "
           f"(rollouts left out), {BATCH} steps per gzip batch ({len(bodies[0]) / 1e3:,.0f} KB), {THREADS} threads",
           flush=True)
+    with scratch() as db_url:
+        report_breakdown(breakdown(db_url, records, batches=20))
     rows = []
     with scratch() as db_url:
         with fadewatch_process(db_url, data_dir, workers=workers) as (url, proc):
