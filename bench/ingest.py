@@ -1,4 +1,4 @@
-"""Ingest throughput and latency of one server process, on SQLite and PostgreSQL.
+"""Ingest throughput and latency of `fadewatch server`, on SQLite and PostgreSQL, beside a raw COPY.
 
 Two workloads, side by side in one run:
   hook   the hook's real records (47 scalars, 5 histograms, rollouts left out), gzip batches
