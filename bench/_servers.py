@@ -43,15 +43,15 @@ def scratch_postgres(admin_url: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def fadewatch_server(db_url: str, data_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`fadewatch server` as one process (extra FADEWATCH_* settings in `env`); yields its base URL."""
-    with fadewatch_process(db_url, data_dir, env) as (url, _proc):
+def fadewatch_server(db_url: str, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[str]:
+    """`fadewatch server` (extra FADEWATCH_* settings in `env`, `--workers`); yields its base URL."""
+    with fadewatch_process(db_url, data_dir, env, workers=workers) as (url, _proc):
         yield url
 
 
 @contextlib.contextmanager
 def fadewatch_process(db_url: str, data_dir: Path, env: dict[str, str] | None = None,
-                      log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+                      log: Path | None = None, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
     """As fadewatch_server, and the process too (for benchmarks that watch its memory); its
     warnings and errors go to `log` when given."""
     cli = [sys.executable, "-m", "fadewatch.cli"]
@@ -61,24 +61,25 @@ def fadewatch_process(db_url: str, data_dir: Path, env: dict[str, str] | None = 
     env = {**os.environ, "FADEWATCH_DIR": str(data_dir), **(env or {})}
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen(
-        [*cli, "server", "--port", str(port), "--db", db_url, "--log-level", "warning"],
+        [*cli, "server", "--port", str(port), "--db", db_url, "--log-level", "warning", "--workers", str(workers)],
         env=env, stdout=output, stderr=subprocess.STDOUT,
     )
     if log:
         output.close()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the fadewatch server did not start")
-        time.sleep(0.1)
+    # Worker processes import the whole app each: minutes on a busy machine.
+    deadline = time.monotonic() + 60 * workers
     try:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the fadewatch server did not start")
+            time.sleep(0.1)
         yield url, proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)

@@ -1,10 +1,16 @@
-"""Ingest throughput and latency of one server process, on SQLite and PostgreSQL.
+"""Ingest throughput and latency of `fadewatch server`, on SQLite and PostgreSQL, beside a raw COPY.
 
-Workload: step records of 30 scalars and 2 histograms of 64 bins, gzip JSON batches of
-100 steps, posted over HTTP by 1, 8 and 32 concurrent runs (one connection each).
+Two workloads, side by side in one run:
+  hook   the hook's real records (47 scalars, 5 histograms, rollouts left out), gzip batches
+         of 500 steps posted by 4 threads to PostgreSQL, as fast as answered and paced; then
+         a raw COPY of the same records into the same PostgreSQL, and the ratio of the two
+         (bench/_ingest_hook.py)
+  light  step records of 30 scalars and 2 histograms of 64 bins, gzip JSON batches of
+         100 steps, posted over HTTP by 1, 8 and 32 concurrent runs (one connection each)
 
-    .venv/bin/python bench/ingest.py                # both databases, 10 s per case
-    .venv/bin/python bench/ingest.py --seconds 20 --db postgresql
+    .venv/bin/python bench/ingest.py                # both workloads, both databases, 10 s per case
+    .venv/bin/python bench/ingest.py --db postgresql --runs 8 --paced 2000
+    .venv/bin/python bench/ingest.py --workload hook --seconds 20
 
 Side by side, when `mlflow` is installed: the same scalars sent with MlflowClient.log_batch
 to an MLflow tracking server on the same PostgreSQL, and the ratio of step rates.
@@ -27,6 +33,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _ingest_hook import bench_hook  # noqa: E402
 from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 
 SCALARS = 30
@@ -111,14 +118,14 @@ async def run_case(url: str, runs: int, seconds: float, prebuilt: int, rate: flo
     }
 
 
-def bench_fadewatch(db: str, seconds: float, concurrency: list[int], paced: float) -> list[dict]:
+def bench_fadewatch(db: str, seconds: float, concurrency: list[int], paced: float, workers: int = 1) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if db == "sqlite":
             ctx = _nullcontext(f"sqlite:///{Path(tmp) / 'bench.db'}")
         else:
             ctx = scratch_postgres()
-        with ctx as db_url, fadewatch_server(db_url, Path(tmp)) as url:
+        with ctx as db_url, fadewatch_server(db_url, Path(tmp), workers=workers) as url:
             for runs in concurrency:
                 # Enough distinct batches for every run at up to ~20k steps/s.
                 prebuilt = max(4, int(seconds * 20_000 / BATCH / runs) + 2)
@@ -164,13 +171,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each case")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--runs", default="1,8,32", help="concurrent runs per case")
-    parser.add_argument("--paced", type=float, default=5000.0, help="offered steps/s of the paced cases")
+    parser.add_argument("--paced", type=float, default=2000.0, help="offered steps/s of the paced cases")
+    parser.add_argument("--workload", choices=["hook", "light", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (fadewatch server --workers)")
+    parser.add_argument("--templates", type=int, default=8, help="distinct hook records to cycle through")
     args = parser.parse_args()
     concurrency = [int(x) for x in args.runs.split(",")]
-    print(f"workload: {SCALARS} scalars + 2 x {BINS}-bin histograms per step, {BATCH} steps per gzip batch")
+    if args.workload in ("hook", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_hook(scratch_postgres, args.templates, args.seconds, args.paced, Path(tmp), args.workers)
+    if args.workload == "hook":
+        return
+    print(f"light workload: {SCALARS} scalars + 2 x {BINS}-bin histograms per step, {BATCH} steps per gzip batch")
     rows = []
     for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-        rows += bench_fadewatch(db, args.seconds, concurrency, args.paced)
+        rows += bench_fadewatch(db, args.seconds, concurrency, args.paced, args.workers if db == "postgresql" else 1)
     ml = bench_mlflow(args.seconds, 8)
     if ml:
         pg8 = next((r for r in rows if r["db"] == "postgresql" and r["runs"] == 8 and r["mode"] == "max"), None)

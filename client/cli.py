@@ -46,10 +46,12 @@ def main() -> None:
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--rules", "rules_file", default=None, type=click.Path(dir_okay=False),
               help="YAML file of alert rules (FADEWATCH_ALERT_RULES_FILE).")
-def server(host, port, db_url, data_dir, log_level, rules_file) -> None:
-    """Run the ingest API (and dashboard) in one process."""
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes on the one port (PostgreSQL only past 1): one per core the server may use.")
+def server(host, port, db_url, data_dir, log_level, rules_file, workers) -> None:
+    """Run the ingest API (and dashboard)."""
     _server_extra().run_server(host=host, port=port, db_url=db_url, data_dir=data_dir, log_level=log_level,
-                               rules_file=rules_file)
+                               rules_file=rules_file, workers=workers)
 
 
 @main.group()

@@ -31,7 +31,7 @@ def _settings_for(db_url: str | None) -> ServerSettings:
     return build_settings(database_url=db_url)
 
 
-def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file=None) -> None:
+def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file=None, workers: int = 1) -> None:
     import uvicorn
 
     from fadewatch.server.alerts.evaluation.rulefile import RulesFileError
@@ -59,13 +59,44 @@ def run_server(host, port, db_url, data_dir, log_level: str = "info", rules_file
             "`fadewatch token create --project P` (or bind to 127.0.0.1)"
         )
     url = settings.resolved_database_url()
+    if workers > 1 and is_sqlite(url):
+        raise click.ClickException("--workers above 1 needs PostgreSQL: SQLite takes one writer at a time, "
+                                   "which one process already queues")
     click.echo(f"fadewatch server on http://{settings.host}:{settings.port}  database: {_safe(url)}")
     if not has_tokens:
         click.echo("local mode: no API token exists, so this loopback-only server accepts every request")
     if settings.alert_rules_file:
         click.echo(f"alert rules: {len(context.file_rules)} from {settings.alert_rules_file}")
+    if workers > 1:
+        database.engine.dispose()
+        _serve_processes(settings, workers, log_level)
+        return
     app = create_app(settings, database, context=context)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+def _serve_processes(settings: ServerSettings, workers: int, log_level: str) -> None:
+    """`workers` processes sharing the port, each building its app from the environment.
+
+    One process runs Python on one core at a time (its GIL); parsing, validation and the
+    alert rules are Python, so a server with more cores ingests more with more processes.
+    Everything they share lives in PostgreSQL (steps, alert state, the outbox they deliver
+    from); what each keeps for itself is a cache or a per-process limit (the rate limit).
+    """
+    import os
+
+    import uvicorn
+
+    os.environ.update({
+        "FADEWATCH_HOST": settings.host, "FADEWATCH_PORT": str(settings.port),
+        "FADEWATCH_DIR": str(settings.dir), "FADEWATCH_DATABASE_URL": settings.resolved_database_url(),
+    })
+    if settings.alert_rules_file:
+        os.environ["FADEWATCH_ALERT_RULES_FILE"] = str(settings.alert_rules_file)
+    # A worker that misses a health check is killed and replaced; starting one (the imports,
+    # the app) takes seconds on a busy machine, past uvicorn's 5 s default.
+    uvicorn.run("fadewatch.server.app:create_app", factory=True, workers=workers, host=settings.host,
+                port=settings.port, log_level=log_level, access_log=False, timeout_worker_healthcheck=60)
 
 
 def _unreachable(url: str, exc: OperationalError) -> click.ClickException:

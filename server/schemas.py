@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -37,8 +38,25 @@ __all__ = [
     "SampleList",
 ]
 
+# Names found valid already. A batch repeats the same few dozen names on every step, and a
+# set lookup costs a fraction of the rule's regex and calls; only valid names enter, so a
+# bad name always meets the rule (and its message). Bounded, shared by the ingest threads.
+_VALID_METRIC_NAMES: set[str] = set()
+_MAX_REMEMBERED_NAMES = 100_000
+
+
+def _metric_name(value: str) -> str:
+    if value in _VALID_METRIC_NAMES:
+        return value
+    check_metric_name(value)
+    if len(_VALID_METRIC_NAMES) >= _MAX_REMEMBERED_NAMES:
+        _VALID_METRIC_NAMES.clear()
+    _VALID_METRIC_NAMES.add(value)
+    return value
+
+
 # The rules are fadewatch.protocol's; the length bounds stay on the Field for the OpenAPI.
-MetricName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_metric_name)]
+MetricName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_metric_name)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(check_display_name)]
 RunStatus = Literal["running", "finished", "failed", "crashed"]
 
@@ -72,20 +90,27 @@ class Histogram(BaseModel):
     underflow: Count = 0.0
     overflow: Count = 0.0
     count: float | None = Field(default=None, ge=0)
-    sum: OptionalFloat = None
-    sum_sq: OptionalFloat = None
-    min: OptionalFloat = None
-    max: OptionalFloat = None
-    quantiles: dict[str, OptionalFloat] | None = None
+    # Non-finite statistics read as absent (None): done once per histogram in _check_shape,
+    # not by a validator call per value, which costs more than the whole check.
+    sum: float | None = None
+    sum_sq: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: dict[str, float | None] | None = None
     labels: list[Annotated[str, Field(max_length=200)]] | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Histogram:
+        # Runs for every histogram of every step: attributes are set only when they change
+        # (a model's __setattr__ is costly), and the all-finite case is checked in C.
+        stats = (self.sum, self.sum_sq, self.min, self.max)
+        if not _all_finite(stats):
+            self.sum, self.sum_sq, self.min, self.max = map(finite_or_none, stats)
         n = len(self.counts)
         if self.edges is not None:
             if len(self.edges) != n + 1:
                 raise ValueError(f"edges must have len(counts) + 1 = {n + 1} values")
-            if any(b < a for a, b in zip(self.edges, self.edges[1:])):
+            if not all(map(operator.le, self.edges, self.edges[1:])):
                 raise ValueError("edges must be non-decreasing")
         elif self.lo is None or self.hi is None:
             raise ValueError("give either edges or lo, hi (and optionally bins)")
@@ -94,7 +119,8 @@ class Histogram(BaseModel):
                 raise ValueError("lo and hi must be finite with lo < hi")
             if self.bins is not None and self.bins != n:
                 raise ValueError(f"bins is {self.bins} but counts has {n} values")
-            self.bins = n
+            if self.bins is None:
+                self.bins = n
         if self.labels is not None and len(self.labels) != n:
             raise ValueError(f"labels must have one entry per bin ({n})")
         if self.count is None:
@@ -108,13 +134,34 @@ class Histogram(BaseModel):
             self.count = total
         if self.quantiles is not None:
             for key in self.quantiles:
-                try:
-                    q = float(key)
-                except ValueError:
-                    raise ValueError(f"quantile key {key!r} is not a number") from None
-                if not 0.0 <= q <= 1.0:
-                    raise ValueError(f"quantile key {key!r} is outside [0, 1]")
+                if key not in _VALID_QUANTILE_KEYS:
+                    _check_quantile_key(key)
+            if not _all_finite(self.quantiles.values()):
+                for key, value in self.quantiles.items():
+                    self.quantiles[key] = finite_or_none(value)
         return self
+
+
+# Quantile keys found valid already ("0.05", "0.5", ...): the same few on every histogram.
+_VALID_QUANTILE_KEYS: set[str] = set()
+
+
+def _check_quantile_key(key: str) -> None:
+    try:
+        q = float(key)
+    except ValueError:
+        raise ValueError(f"quantile key {key!r} is not a number") from None
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile key {key!r} is outside [0, 1]")
+    if len(_VALID_QUANTILE_KEYS) >= _MAX_REMEMBERED_NAMES:
+        _VALID_QUANTILE_KEYS.clear()
+    _VALID_QUANTILE_KEYS.add(key)
+
+
+def _all_finite(values) -> bool:
+    """Whether every value that is not None is finite, in C: a sum of finite values is finite
+    unless it overflows, and then this says False and the caller checks one by one."""
+    return math.isfinite(sum(filter(None, values)))
 
 
 class Sample(BaseModel):
@@ -142,14 +189,19 @@ class StepRecord(BaseModel):
     nonfinite: list[MetricName] | None = None
 
     @model_validator(mode="after")
-    def _distinct_groups(self) -> StepRecord:
-        keys = [group_key(g.group) for g in self.rollouts or ()]
-        if len(set(keys)) != len(keys):
-            raise ValueError("rollouts: each group may appear once per step")
-        return self
+    def _check_record(self) -> StepRecord:
+        # One validator, not two: it runs for every step of every batch.
+        if self.rollouts:
+            keys = [group_key(g.group) for g in self.rollouts]
+            if len(set(keys)) != len(keys):
+                raise ValueError("rollouts: each group may appear once per step")
+        return self._flag_nonfinite()
 
-    @model_validator(mode="after")
     def _flag_nonfinite(self) -> StepRecord:
+        # The usual case: all finite and nothing flagged.
+        if not self.nonfinite and _all_finite(self.scalars.values()):
+            self.nonfinite = None
+            return self
         flagged = set(self.nonfinite or ())
         for name, value in self.scalars.items():
             if value is not None and not math.isfinite(value):
