@@ -16,10 +16,9 @@ import struct
 from collections.abc import Iterable
 
 import numpy as np
-import orjson
-
 from fadewatch.protocol.histograms import record_edges
 from fadewatch.server.downsample import rebin_counts
+from fadewatch.server.packed import pack_floats, unpack_floats
 
 __all__ = [
     "LEVELS",
@@ -28,7 +27,12 @@ __all__ = [
     "merge_scalar_block",
     "pack_scalar_block",
     "unpack_scalar_block",
+    "scalar_block_layout",
     "scalar_block_arrays",
+    "histogram_block_layout",
+    "pack_histogram_block",
+    "unpack_histogram_block",
+    "histogram_block_layout_id",
     "histogram_blocks",
     "merge_histogram_block",
     "histogram_block",
@@ -84,40 +88,35 @@ def merge_scalar_block(old: dict | None, new: dict) -> dict:
     return {"k": keys}
 
 
-# Stored packed: a scalar block is read for every bucket of every long chart, and decoding
-# thousands of JSON documents full of floats costs more than the rest of the read. Layout:
-# u32 length of a JSON list of keys, the list, int64 last steps, float64 (last, min, max) rows.
+# Stored packed (server/packed.py): a scalar block is read for every bucket of every long
+# chart, and decoding thousands of JSON documents full of floats costs more than the rest of
+# the read. Layout: u32 id of the run's layout of its keys, int64 last steps, float64
+# (last, min, max) rows in the layout's order.
+_SCALAR_HEAD = struct.Struct("<I")
 
-def pack_scalar_block(block: dict) -> bytes:
-    keys = list(block["k"])
-    header = orjson.dumps(keys)
-    entries = [block["k"][k] for k in keys]
+
+def pack_scalar_block(block: dict, layout_id: int) -> bytes:
+    """A block packed against the layout of its keys (list(block["k"]), in that order)."""
+    entries = list(block["k"].values())
     steps = np.array([e[0] for e in entries], dtype="<i8")
     values = np.array([e[1:] for e in entries], dtype="<f8").reshape(-1, 3)
-    return struct.pack("<I", len(header)) + header + steps.tobytes() + values.tobytes()
+    return _SCALAR_HEAD.pack(layout_id) + steps.tobytes() + values.tobytes()
 
 
-def scalar_block_arrays(packed: bytes, layouts: dict | None = None) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """({key: row}, last steps, rows of last/min/max) of a packed block, without building dicts.
-
-    `layouts` caches the key index by header: the blocks of one run mostly share their keys.
-    """
-    (size,) = struct.unpack_from("<I", packed)
-    header = bytes(packed[4:4 + size])
-    index = None if layouts is None else layouts.get(header)
-    if index is None:
-        index = {k: i for i, k in enumerate(orjson.loads(header))}
-        if layouts is not None:
-            layouts[header] = index
-    n = len(index)
-    steps = np.frombuffer(packed, dtype="<i8", count=n, offset=4 + size)
-    values = np.frombuffer(packed, dtype="<f8", count=3 * n, offset=4 + size + 8 * n).reshape(n, 3)
-    return index, steps, values
+def scalar_block_layout(packed: bytes) -> int:
+    return _SCALAR_HEAD.unpack_from(packed)[0]
 
 
-def unpack_scalar_block(packed: bytes) -> dict:
-    index, steps, values = scalar_block_arrays(packed)
-    return {"k": {k: [int(s), *v] for k, s, v in zip(index, steps.tolist(), values.tolist())}}
+def scalar_block_arrays(packed: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(last steps, rows of last/min/max) of a packed block of `n` keys, without building dicts."""
+    steps = np.frombuffer(packed, dtype="<i8", count=n, offset=4)
+    values = np.frombuffer(packed, dtype="<f8", count=3 * n, offset=4 + 8 * n).reshape(n, 3)
+    return steps, values
+
+
+def unpack_scalar_block(packed: bytes, keys: list[str]) -> dict:
+    steps, values = scalar_block_arrays(packed, len(keys))
+    return {"k": {k: [int(s), *v] for k, s, v in zip(keys, steps.tolist(), values.tolist())}}
 
 
 # Histograms: one block per (name, level, index) with explicit edges and summed counts.
@@ -203,3 +202,37 @@ def histogram_blocks(rows: Iterable[tuple[int, dict]], level: int) -> dict[int, 
             "min": min(mins) if mins else None, "max": max(maxs) if maxs else None,
         }
     return out
+
+
+# Packed histogram blocks: first, last and n (int64), the id of the run's layout of their
+# edges and labels (u32), then the block's numbers and counts as packed.pack_floats arrays.
+_HIST_HEAD = struct.Struct("<qqqI")
+_HIST_STATS = ("underflow", "overflow", "count", "sum", "min", "max")
+
+
+def histogram_block_layout(block: dict) -> dict:
+    doc = {"edges": block["edges"]}
+    if block.get("labels") is not None:
+        doc["labels"] = block["labels"]
+    return doc
+
+
+def pack_histogram_block(block: dict, layout_id: int) -> bytes:
+    stats = np.array([math.nan if block[k] is None else block[k] for k in _HIST_STATS], dtype=np.float64)
+    return (_HIST_HEAD.pack(block["first"], block["last"], block["n"], layout_id) + pack_floats(stats)
+            + pack_floats(np.asarray(block["counts"], dtype=np.float64)))
+
+
+def histogram_block_layout_id(packed: bytes) -> int:
+    return _HIST_HEAD.unpack_from(packed)[3]
+
+
+def unpack_histogram_block(packed: bytes, layout: dict) -> dict:
+    first, last, n, _ = _HIST_HEAD.unpack_from(packed)
+    stats, offset = unpack_floats(packed, len(_HIST_STATS), _HIST_HEAD.size)
+    counts, _ = unpack_floats(packed, len(layout["edges"]) - 1, offset)
+    block = {"first": first, "last": last, "n": n, "edges": layout["edges"], "labels": layout.get("labels"),
+             "counts": counts.tolist()}
+    for key, value in zip(_HIST_STATS, stats.tolist()):
+        block[key] = value if value == value or key not in ("sum", "min", "max") else None
+    return block

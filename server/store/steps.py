@@ -6,14 +6,16 @@ import time
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Insert, or_, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import or_, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from fadewatch.server.auth import Principal
+from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
+from fadewatch.server.store.layouts import Layouts
 from fadewatch.server.store.rollouts import add_rollouts
 from fadewatch.server.store.runs import load_run
 
@@ -26,15 +28,6 @@ class StoredBatch:
 
     result: IngestResult
     records: list[StepRecord]
-
-
-def _insert(session: Session, table) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
 
 def store_batch(
@@ -55,50 +48,55 @@ def store_batch(
     now = time.time()
     # Sorted keys give every writer the same lock order, so concurrent batches cannot deadlock.
     ordered = [first_by_step[s] for s in sorted(first_by_step)]
-    step_rows = [
-        {
-            "run_id": run_id,
-            "step": r.step,
-            "time": r.time if r.time is not None else now,
-            "scalars": r.scalars,
-            "nonfinite": r.nonfinite,
-        }
-        for r in ordered
-    ]
+    layouts = Layouts(session, run_id)
+    hists = {r.step: {name: _histogram_data(h) for name, h in r.histograms.items()} for r in ordered}
+    scalar_docs = {tuple(r.scalars): list(r.scalars) for r in ordered}
+    hist_docs: dict[int, dict[str, dict]] = {}
+    for step, by_name in hists.items():
+        hist_docs[step] = {name: packed.histogram_layout(data) for name, data in by_name.items()}
+    all_docs = list(scalar_docs.values()) + [d for docs in hist_docs.values() for d in docs.values()]
+    ids = layouts.ids(all_docs)
+    scalar_ids = dict(zip(scalar_docs, ids))
+
+    steps = [r.step for r in ordered]
+    times = [r.time if r.time is not None else now for r in ordered]
+    layout_ids = [scalar_ids[tuple(r.scalars)] for r in ordered]
+    values = [packed.pack_scalars(list(r.scalars.values())) for r in ordered]
+    nonfinite = [None if r.nonfinite is None else orjson.dumps(r.nonfinite).decode() for r in ordered]
     if session.get_bind().dialect.name == "postgresql":
-        stored_steps = _insert_steps_pg(session, run_id, step_rows)
+        stored_steps = set(session.scalars(_PG_INSERT_STEPS, {
+            "run_id": run_id, "steps": steps, "times": times, "layouts": layout_ids, "packed": values,
+            "nonfinite": nonfinite}).all())
     else:
         stmt = (
-            _insert(session, Step)
+            sqlite.insert(Step)
             .on_conflict_do_nothing(index_elements=["run_id", "step"])
             .returning(Step.step)
         )
-        stored_steps = set(session.scalars(stmt, step_rows).all())
+        rows = [{"run_id": run_id, "step": s, "time": t, "layout": lay, "packed": v, "nonfinite": r.nonfinite}
+                for s, t, lay, v, r in zip(steps, times, layout_ids, values, ordered)]
+        stored_steps = set(session.scalars(stmt, rows).all())
 
-    histogram_rows = [
-        {
-            "run_id": run_id,
-            "name": name,
-            "step": r.step,
-            "data": h.model_dump(exclude_none=True),
-        }
-        for r in ordered
-        if r.step in stored_steps
-        for name, h in r.histograms.items()
-    ]
+    hist_ids = iter(ids[len(scalar_docs):])
+    histogram_rows = []
+    for step, by_name in hists.items():
+        for name, data in by_name.items():
+            layout_id = next(hist_ids)
+            if step in stored_steps:
+                histogram_rows.append((name, step, layout_id, packed.pack_histogram(data, hist_docs[step][name])))
     if histogram_rows and session.get_bind().dialect.name == "postgresql":
-        _insert_histograms_pg(session, run_id, histogram_rows)
+        names, hsteps, hlayouts, hpacked = (list(c) for c in zip(*histogram_rows))
+        session.execute(_PG_INSERT_HISTOGRAMS, {"run_id": run_id, "names": names, "steps": hsteps,
+                                                "layouts": hlayouts, "packed": hpacked})
     elif histogram_rows:
-        session.execute(_insert(session, HistogramRow), histogram_rows)
+        session.execute(sqlite.insert(HistogramRow), [
+            {"run_id": run_id, "name": n, "step": s, "layout": lay, "packed": v} for n, s, lay, v in histogram_rows])
 
     if stored_steps:
         _advance_run(session, run_id, first_by_step, stored_steps)
         # Under the run's row lock taken just above, so blocks of one run merge one batch at a time.
-        by_step: dict[int, dict] = {}
-        for row in histogram_rows:
-            by_step.setdefault(row["step"], {})[row["name"]] = row["data"]
-        blocks.add_steps(session, run_id, [(r.step, r.scalars, by_step.get(r.step, {}))
-                                           for r in ordered if r.step in stored_steps])
+        blocks.add_steps(session, run_id, [(r.step, r.scalars, hists[r.step])
+                                           for r in ordered if r.step in stored_steps], layouts)
         add_rollouts(session, run_id, [r for r in ordered if r.step in stored_steps and (r.rollouts or r.samples)])
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
@@ -106,15 +104,21 @@ def store_batch(
     return StoredBatch(result, [r for r in ordered if r.step in stored_steps])
 
 
-# On PostgreSQL a batch is one statement over one JSON document: the statement text never
-# changes (prepared once), and the rows cross the wire as a single parameter that the
-# server unpacks, instead of hundreds of escaped values.
+def _histogram_data(histogram) -> dict:
+    """A histogram as stored: the record's fields that are not null."""
+    return histogram if isinstance(histogram, dict) else histogram.model_dump(exclude_none=True)
+
+
+# On PostgreSQL a batch is one statement per table over arrays: the statement text never
+# changes (prepared once), and the packed rows cross the wire as a few binary array
+# parameters that the server unnests, instead of hundreds of escaped values.
 _PG_INSERT_STEPS = text(
     """
-    INSERT INTO steps (run_id, step, time, scalars, nonfinite)
-    SELECT :run_id, r.step, r.time, r.scalars, r.nonfinite
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS r(step bigint, time float8, scalars jsonb, nonfinite jsonb)
+    INSERT INTO steps (run_id, step, time, layout, packed, nonfinite)
+    SELECT :run_id, r.step, r.time, r.layout, r.packed, CAST(r.nonfinite AS jsonb)
+    FROM unnest(CAST(:steps AS bigint[]), CAST(:times AS float8[]), CAST(:layouts AS int[]),
+                CAST(:packed AS bytea[]), CAST(:nonfinite AS text[]))
+         AS r(step, time, layout, packed, nonfinite)
     ORDER BY r.step
     ON CONFLICT (run_id, step) DO NOTHING
     RETURNING step
@@ -122,24 +126,12 @@ _PG_INSERT_STEPS = text(
 )
 _PG_INSERT_HISTOGRAMS = text(
     """
-    INSERT INTO histograms (run_id, name, step, data)
-    SELECT :run_id, h.name, h.step, h.data
-    FROM json_to_recordset(CAST(:rows AS json)) AS h(name text, step bigint, data json)
+    INSERT INTO histograms (run_id, name, step, layout, packed)
+    SELECT :run_id, h.name, h.step, h.layout, h.packed
+    FROM unnest(CAST(:names AS text[]), CAST(:steps AS bigint[]), CAST(:layouts AS int[]),
+                CAST(:packed AS bytea[])) AS h(name, step, layout, packed)
     """
 )
-
-
-def _rows_json(rows: list[dict]) -> str:
-    return orjson.dumps(rows).decode()
-
-
-def _insert_steps_pg(session: Session, run_id: int, rows: list[dict]) -> set[int]:
-    params = {"run_id": run_id, "rows": _rows_json(rows)}
-    return set(session.scalars(_PG_INSERT_STEPS, params).all())
-
-
-def _insert_histograms_pg(session: Session, run_id: int, rows: list[dict]) -> None:
-    session.execute(_PG_INSERT_HISTOGRAMS, {"run_id": run_id, "rows": _rows_json(rows)})
 
 
 def _advance_run(
