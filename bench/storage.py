@@ -36,7 +36,11 @@ from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 from ingest import make_record  # noqa: E402
 
 BATCH = 100
-TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "rollout_groups", "rollouts", "runs")
+# The metric tables (what a step's scalars and histograms cost, the 3 KB/step budget) and
+# the rollout tables (budgeted on their own: 64 KB of rollouts per step by default).
+METRIC_TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "layouts", "runs")
+ROLLOUT_TABLES = ("rollout_groups", "rollouts")
+TABLES = METRIC_TABLES + ROLLOUT_TABLES
 PROMPTS, GROUP, TOKENS, VOCAB = 512, 8, 512, 32_000
 
 
@@ -110,10 +114,10 @@ def _sizes(engine) -> dict[str, tuple[int, int]]:
 def _columns(engine) -> dict[str, float]:
     """Average stored size of the wide columns (after TOAST compression)."""
     with engine.connect() as conn:
-        scalars = conn.scalar(text("SELECT avg(pg_column_size(scalars)) FROM steps"))
-        hist = conn.scalar(text("SELECT avg(pg_column_size(data)) FROM histograms"))
+        scalars = conn.scalar(text("SELECT avg(pg_column_size(packed)) FROM steps"))
+        hist = conn.scalar(text("SELECT avg(pg_column_size(packed)) FROM histograms"))
         completion = conn.scalar(text("SELECT avg(pg_column_size(completion)) FROM rollouts"))
-    return {"steps.scalars": float(scalars), "histograms.data": float(hist or 0),
+    return {"steps.packed": float(scalars), "histograms.packed": float(hist or 0),
             "rollouts.completion": float(completion or 0)}
 
 
@@ -144,12 +148,15 @@ def measure(workload: str, steps: int, runs: int, templates: list[dict]) -> dict
             conn.execute(text("VACUUM ANALYZE"))
         live = _sizes(engine)
         columns = _columns(engine)
+        with engine.connect() as conn:
+            database_size = conn.scalar(text("SELECT pg_database_size(current_database())"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM FULL"))
         packed = _sizes(engine)
         engine.dispose()
     return {"workload": workload, "steps": stored, "runs": runs, "elapsed": elapsed,
             "server_cpu": server_cpu, "db_cpu": db_cpu, "live": live, "packed": packed, "columns": columns,
+            "database": database_size,
             "record_json_bytes": sum(len(json.dumps(t)) for t in templates) / len(templates)}
 
 
@@ -160,10 +167,13 @@ def report(m: dict) -> None:
     for t in TABLES:
         rows, size = m["live"][t]
         print(f"{t:<17} {rows / n:>10.3f} {size / n:>11,.0f} {m['packed'][t][1] / n:>18,.0f}")
-    total = sum(s for _, s in m["live"].values())
-    packed = sum(s for _, s in m["packed"].values())
-    rows = sum(r for t, (r, _) in m["live"].items() if t != "runs")
-    print(f"{'total':<17} {rows / n:>10.3f} {total / n:>11,.0f} {packed / n:>18,.0f}")
+    for label, tables in (("metric tables", METRIC_TABLES), ("total", TABLES)):
+        total = sum(m["live"][t][1] for t in tables)
+        packed = sum(m["packed"][t][1] for t in tables)
+        rows = sum(m["live"][t][0] for t in tables if t not in ("runs", "layouts"))
+        print(f"{label:<17} {rows / n:>10.3f} {total / n:>11,.0f} {packed / n:>18,.0f}")
+    print(f"database size / stored steps: {m['database'] / n:,.0f} B (metric tables alone: "
+          f"{sum(m['live'][t][1] for t in METRIC_TABLES) / n:,.0f} B; rollouts are budgeted apart)")
     print("average stored column: " + ", ".join(f"{k} {v:,.0f} B" for k, v in m["columns"].items()))
     print(f"CPU per 100-step batch: server {100_000 * m['server_cpu'] / n:.1f} ms, "
           f"PostgreSQL backends {100_000 * m['db_cpu'] / n:.1f} ms "
