@@ -24,6 +24,7 @@ __all__ = [
     "LEVELS",
     "level_for",
     "scalar_blocks",
+    "scalar_level_blocks",
     "merge_scalar_block",
     "pack_scalar_block",
     "unpack_scalar_block",
@@ -76,6 +77,33 @@ def scalar_blocks(steps: Iterable[tuple[int, dict]], level: int) -> dict[int, di
                 entry[2] = value
             if value > entry[3]:
                 entry[3] = value
+    return out
+
+
+def scalar_level_blocks(steps: np.ndarray, keys: list[str], values: np.ndarray,
+                        levels=LEVELS) -> dict[tuple[int, int], dict]:
+    """Blocks of every level, {(level, index): block}, from steps and their values (rows; NaN: none).
+
+    The same blocks as scalar_blocks level by level, reduced with numpy: this runs for every
+    batch stored, over every scalar of every step.
+    """
+    order = np.argsort(steps, kind="stable")
+    steps, values = np.asarray(steps, dtype=np.int64)[order], np.asarray(values, dtype=np.float64)[order]
+    finite = np.isfinite(values)
+    rows = np.where(finite, np.arange(len(steps))[:, None], -1)
+    lows, highs = np.where(finite, values, np.inf), np.where(finite, values, -np.inf)
+    out: dict[tuple[int, int], dict] = {}
+    for level in levels:
+        index = steps // level
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        last = np.maximum.reduceat(rows, starts, axis=0)
+        mins = np.minimum.reduceat(lows, starts, axis=0).tolist()
+        maxs = np.maximum.reduceat(highs, starts, axis=0).tolist()
+        step_list, value_list = steps.tolist(), values.tolist()
+        for b, (block, last_rows) in enumerate(zip(index[starts].tolist(), last.tolist())):
+            out[(level, block)] = {"k": {
+                keys[j]: [step_list[r], value_list[r][j], mins[b][j], maxs[b][j]]
+                for j, r in enumerate(last_rows) if r >= 0}}
     return out
 
 

@@ -19,12 +19,16 @@ import orjson
 
 __all__ = [
     "layout_digest",
+    "pack_rows",
     "pack_floats",
     "unpack_floats",
     "pack_scalars",
+    "pack_scalar_rows",
     "unpack_scalars",
     "histogram_layout",
+    "histogram_layout_key",
     "pack_histogram",
+    "pack_histograms",
     "unpack_histogram",
     "HISTOGRAM_STATS",
 ]
@@ -32,6 +36,7 @@ __all__ = [
 # Codes of the array types, narrowest first; the code leads the array's bytes.
 _TYPES = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"), np.dtype("<f4"), np.dtype("<f8"))
 _INT_LIMITS = (0xFF, 0xFFFF, 0xFFFFFFFF)
+_CODE_BYTES = [bytes((code,)) for code in range(len(_TYPES))]
 # The numbers of a histogram beside its counts, in this order; NaN where the record had none.
 HISTOGRAM_STATS = ("underflow", "overflow", "count", "sum", "sum_sq", "min", "max")
 
@@ -41,24 +46,31 @@ def layout_digest(doc) -> str:
     return hashlib.sha1(orjson.dumps(doc)).hexdigest()
 
 
+def pack_rows(rows: np.ndarray) -> list[bytes]:
+    """Each row of a float64 matrix as its narrowest exact type: a code byte, then the values.
+
+    Decided for all rows at once: this runs for every step and histogram stored.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    n, width = rows.shape
+    if width == 0:
+        return [bytes((4,))] * n
+    with np.errstate(all="ignore"):
+        # Whole, non-negative and not -0.0: an unsigned integer type holds it exactly.
+        whole = (np.isfinite(rows) & ~np.signbit(rows) & (rows == np.floor(rows))).all(axis=1)
+        top = np.where(whole[:, None], rows, 0.0).max(axis=1)
+        narrow = rows.astype(np.float32)
+        exact32 = ((narrow.astype(np.float64) == rows) | np.isnan(rows)).all(axis=1)
+        codes = np.where(exact32, 3, 4)
+        for code in (2, 1, 0):
+            codes[whole & (top <= _INT_LIMITS[code])] = code
+        typed = {c: narrow if c == 3 else rows.astype(_TYPES[c]) for c in set(codes.tolist())}
+    return [_CODE_BYTES[c] + typed[c][i].tobytes() for i, c in enumerate(codes.tolist())]
+
+
 def pack_floats(values: np.ndarray) -> bytes:
-    """A float64 array as its narrowest exact type: a code byte, then the values."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return bytes((4,))
-    finite = np.isfinite(values)
-    # Whole, non-negative and not -0.0: an unsigned integer type holds it exactly.
-    if finite.all() and not np.signbit(values).any() and (values == np.floor(values)).all():
-        top = values.max()
-        for code, limit in enumerate(_INT_LIMITS):
-            if top <= limit:
-                return bytes((code,)) + values.astype(_TYPES[code]).tobytes()
-    narrow = values.astype(np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        same = np.array_equal(narrow.astype(np.float64), values, equal_nan=True)
-    if same:
-        return bytes((3,)) + narrow.tobytes()
-    return bytes((4,)) + values.astype("<f8").tobytes()
+    """A float64 array as its narrowest exact type (see pack_rows)."""
+    return pack_rows(np.asarray(values, dtype=np.float64).reshape(1, -1))[0]
 
 
 def unpack_floats(packed: bytes, count: int, offset: int = 0) -> tuple[np.ndarray, int]:
@@ -73,6 +85,11 @@ def unpack_floats(packed: bytes, count: int, offset: int = 0) -> tuple[np.ndarra
 def pack_scalars(values) -> bytes:
     """A step's scalar values in its layout's order (None for null)."""
     return pack_floats(np.array(values, dtype=np.float64))
+
+
+def pack_scalar_rows(rows: list[list]) -> list[bytes]:
+    """Scalar values of steps that share one layout (None for null)."""
+    return pack_rows(np.array(rows, dtype=np.float64).reshape(len(rows), -1))
 
 
 def unpack_scalars(packed: bytes, keys: list[str]) -> dict[str, float | None]:
@@ -94,11 +111,26 @@ def histogram_layout(data: dict) -> dict:
     return doc
 
 
+def histogram_layout_key(data: dict) -> tuple:
+    """What identifies a histogram record's layout, cheaper to make than the layout itself."""
+    labels, quantiles = data.get("labels"), data.get("quantiles")
+    shape = ("e", *data["edges"]) if data.get("edges") is not None else ("u", data["lo"], data["hi"], data.get("bins"))
+    return (len(data["counts"]), None if labels is None else tuple(labels),
+            None if quantiles is None else tuple(quantiles), *shape)
+
+
 def pack_histogram(data: dict, layout: dict) -> bytes:
     """A histogram record's numbers, without what its layout holds."""
-    quantiles = data.get("quantiles") or {}
-    stats = [data.get(k) for k in HISTOGRAM_STATS] + [quantiles.get(k) for k in layout.get("quantiles", ())]
-    return pack_floats(np.array(stats, dtype=np.float64)) + pack_floats(np.asarray(data["counts"], dtype=np.float64))
+    return pack_histograms([data], layout)[0]
+
+
+def pack_histograms(records: list[dict], layout: dict) -> list[bytes]:
+    """Histogram records of one layout, packed together."""
+    qkeys = layout.get("quantiles", ())
+    stats = np.array([[d.get(k) for k in HISTOGRAM_STATS] + [(d.get("quantiles") or {}).get(k) for k in qkeys]
+                      for d in records], dtype=np.float64)
+    counts = np.array([d["counts"] for d in records], dtype=np.float64)
+    return [a + b for a, b in zip(pack_rows(stats), pack_rows(counts))]
 
 
 def unpack_histogram(packed: bytes, layout: dict) -> dict:

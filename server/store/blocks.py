@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from fadewatch.server import blocks
 from fadewatch.server.models import HistogramBlock, ScalarBlock
-from fadewatch.server.store.layouts import Layouts
+from fadewatch.server.store.layouts import Layouts, blob_params
 
 __all__ = ["add_steps", "rebuild", "scalar_blocks_in", "histogram_blocks_in"]
 
@@ -64,7 +65,7 @@ def _upsert(session: Session, table, run_id: int, fresh: dict[tuple, dict], merg
     keys = list(fresh)
     packed = codec.encode_all([merge(stored.get(k), fresh[k]) for k in keys])
     if session.get_bind().dialect.name == "postgresql":
-        params = {"run_id": run_id, "data": packed, **{c: [k[i] for k in keys] for i, c in enumerate(columns)}}
+        params = {"run_id": run_id, **blob_params(packed), **{c: [k[i] for k in keys] for i, c in enumerate(columns)}}
         session.execute(write, params)
         return
     rows = [{"run_id": run_id, **dict(zip(columns, k)), "data": data} for k, data in zip(keys, packed)]
@@ -86,7 +87,7 @@ def _upsert(session: Session, table, run_id: int, fresh: dict[tuple, dict], merg
 
 # On PostgreSQL a batch's blocks are one read and one upsert, each a fixed statement over
 # array parameters (as the steps themselves are written): no per-batch SQL to compile, no
-# round trip per updated block, and packed blocks cross the wire as binary.
+# round trip per updated block, and packed blocks cross the wire as one binary value.
 _PG_SQL = {
     "scalar_blocks": (
         text("""
@@ -96,9 +97,9 @@ _PG_SQL = {
             WHERE b.run_id = :run_id"""),
         text("""
             INSERT INTO scalar_blocks (run_id, level, block, data)
-            SELECT :run_id, r.level, r.block, r.data
-            FROM unnest(CAST(:level AS int[]), CAST(:block AS bigint[]), CAST(:data AS bytea[]))
-                 AS r(level, block, data)
+            SELECT :run_id, r.level, r.block, substring(CAST(:blob AS bytea) FROM r.start FOR r.size)
+            FROM unnest(CAST(:level AS int[]), CAST(:block AS bigint[]), CAST(:starts AS int[]),
+                        CAST(:sizes AS int[])) AS r(level, block, start, size)
             ORDER BY r.level, r.block
             ON CONFLICT (run_id, level, block) DO UPDATE SET data = EXCLUDED.data"""),
     ),
@@ -111,9 +112,9 @@ _PG_SQL = {
             WHERE b.run_id = :run_id"""),
         text("""
             INSERT INTO histogram_blocks (run_id, name, level, block, data)
-            SELECT :run_id, r.name, r.level, r.block, r.data
+            SELECT :run_id, r.name, r.level, r.block, substring(CAST(:blob AS bytea) FROM r.start FOR r.size)
             FROM unnest(CAST(:name AS text[]), CAST(:level AS int[]), CAST(:block AS bigint[]),
-                        CAST(:data AS bytea[])) AS r(name, level, block, data)
+                        CAST(:starts AS int[]), CAST(:sizes AS int[])) AS r(name, level, block, start, size)
             ORDER BY r.name, r.level, r.block
             ON CONFLICT (run_id, name, level, block) DO UPDATE SET data = EXCLUDED.data"""),
     ),
@@ -131,14 +132,27 @@ def _levels_up(base: dict[int, dict], merge) -> dict[tuple[int, int], dict]:
     return out
 
 
+def _scalar_matrix(steps: Sequence[tuple[int, dict, dict]]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(steps, keys, values: a row per step, NaN where a step has no value) of a batch."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, scalars, _) in enumerate(steps):
+        groups.setdefault(tuple(scalars), []).append(i)
+    column = {k: j for j, k in enumerate(dict.fromkeys(k for keys in groups for k in keys))}
+    values = np.full((len(steps), len(column)), np.nan)
+    for keys, members in groups.items():
+        if keys:
+            rows = np.array([list(steps[i][1].values()) for i in members], dtype=np.float64)
+            values[np.ix_(members, [column[k] for k in keys])] = rows
+    return np.array([s for s, _, _ in steps], dtype=np.int64), list(column), values
+
+
 def add_steps(session: Session, run_id: int, steps: Sequence[tuple[int, dict, dict]],
               layouts: Layouts | None = None) -> None:
     """Fold newly stored steps, (step, scalars, {histogram name: data}), into the blocks."""
     if not steps:
         return
     layouts = layouts or Layouts(session, run_id)
-    scalar_base = blocks.scalar_blocks(((s, scalars) for s, scalars, _ in steps), BASE)
-    fresh = _levels_up(scalar_base, blocks.merge_scalar_block)
+    fresh = blocks.scalar_level_blocks(*_scalar_matrix(steps))
     _upsert(session, ScalarBlock.__table__, run_id, fresh, blocks.merge_scalar_block, _Codec(layouts, False))
     by_name: dict[str, list[tuple[int, dict]]] = {}
     for step, _, histograms in steps:

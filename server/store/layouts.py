@@ -10,7 +10,21 @@ from sqlalchemy.orm import Session
 from fadewatch.server.models import Layout
 from fadewatch.server.packed import layout_digest
 
-__all__ = ["Layouts"]
+__all__ = ["Layouts", "blob_params"]
+
+
+def blob_params(rows: list[bytes]) -> dict:
+    """Packed rows as one bytes parameter, with where each starts (1-based) and its size.
+
+    PostgreSQL statements take them as `substring(:blob FROM start FOR size)`: one bytes value
+    crosses the wire in binary, where an array of them would be escaped as text.
+    """
+    sizes = [len(r) for r in rows]
+    starts, at = [], 1
+    for size in sizes:
+        starts.append(at)
+        at += size
+    return {"blob": b"".join(rows), "starts": starts, "sizes": sizes}
 
 
 class Layouts:

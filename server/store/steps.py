@@ -15,7 +15,7 @@ from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
-from fadewatch.server.store.layouts import Layouts
+from fadewatch.server.store.layouts import Layouts, blob_params
 from fadewatch.server.store.rollouts import add_rollouts
 from fadewatch.server.store.runs import load_run
 
@@ -50,22 +50,29 @@ def store_batch(
     ordered = [first_by_step[s] for s in sorted(first_by_step)]
     layouts = Layouts(session, run_id)
     hists = {r.step: {name: _histogram_data(h) for name, h in r.histograms.items()} for r in ordered}
-    scalar_docs = {tuple(r.scalars): list(r.scalars) for r in ordered}
-    hist_docs: dict[int, dict[str, dict]] = {}
+    # Records grouped by layout: each group is packed as one array, and names its layout once.
+    scalar_groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(ordered):
+        scalar_groups.setdefault(tuple(r.scalars), []).append(i)
+    hist_groups: dict[tuple, list[tuple[int, str, dict]]] = {}
     for step, by_name in hists.items():
-        hist_docs[step] = {name: packed.histogram_layout(data) for name, data in by_name.items()}
-    all_docs = list(scalar_docs.values()) + [d for docs in hist_docs.values() for d in docs.values()]
-    ids = layouts.ids(all_docs)
-    scalar_ids = dict(zip(scalar_docs, ids))
+        for name, data in by_name.items():
+            hist_groups.setdefault(packed.histogram_layout_key(data), []).append((step, name, data))
+    hist_docs = [packed.histogram_layout(members[0][2]) for members in hist_groups.values()]
+    ids = layouts.ids([list(keys) for keys in scalar_groups] + hist_docs)
 
     steps = [r.step for r in ordered]
     times = [r.time if r.time is not None else now for r in ordered]
-    layout_ids = [scalar_ids[tuple(r.scalars)] for r in ordered]
-    values = [packed.pack_scalars(list(r.scalars.values())) for r in ordered]
+    layout_ids: list[int] = [0] * len(ordered)
+    values: list[bytes] = [b""] * len(ordered)
+    for layout_id, members in zip(ids, scalar_groups.values()):
+        rows = packed.pack_scalar_rows([list(ordered[i].scalars.values()) for i in members])
+        for i, row in zip(members, rows):
+            layout_ids[i], values[i] = layout_id, row
     nonfinite = [None if r.nonfinite is None else orjson.dumps(r.nonfinite).decode() for r in ordered]
     if session.get_bind().dialect.name == "postgresql":
         stored_steps = set(session.scalars(_PG_INSERT_STEPS, {
-            "run_id": run_id, "steps": steps, "times": times, "layouts": layout_ids, "packed": values,
+            "run_id": run_id, "steps": steps, "times": times, "layouts": layout_ids, **blob_params(values),
             "nonfinite": nonfinite}).all())
     else:
         stmt = (
@@ -77,17 +84,16 @@ def store_batch(
                 for s, t, lay, v, r in zip(steps, times, layout_ids, values, ordered)]
         stored_steps = set(session.scalars(stmt, rows).all())
 
-    hist_ids = iter(ids[len(scalar_docs):])
     histogram_rows = []
-    for step, by_name in hists.items():
-        for name, data in by_name.items():
-            layout_id = next(hist_ids)
-            if step in stored_steps:
-                histogram_rows.append((name, step, layout_id, packed.pack_histogram(data, hist_docs[step][name])))
+    for layout_id, doc, members in zip(ids[len(scalar_groups):], hist_docs, hist_groups.values()):
+        members = [m for m in members if m[0] in stored_steps]
+        if members:
+            rows = packed.pack_histograms([m[2] for m in members], doc)
+            histogram_rows += [(name, step, layout_id, row) for (step, name, _), row in zip(members, rows)]
     if histogram_rows and session.get_bind().dialect.name == "postgresql":
         names, hsteps, hlayouts, hpacked = (list(c) for c in zip(*histogram_rows))
         session.execute(_PG_INSERT_HISTOGRAMS, {"run_id": run_id, "names": names, "steps": hsteps,
-                                                "layouts": hlayouts, "packed": hpacked})
+                                                "layouts": hlayouts, **blob_params(hpacked)})
     elif histogram_rows:
         session.execute(sqlite.insert(HistogramRow), [
             {"run_id": run_id, "name": n, "step": s, "layout": lay, "packed": v} for n, s, lay, v in histogram_rows])
@@ -110,15 +116,16 @@ def _histogram_data(histogram) -> dict:
 
 
 # On PostgreSQL a batch is one statement per table over arrays: the statement text never
-# changes (prepared once), and the packed rows cross the wire as a few binary array
-# parameters that the server unnests, instead of hundreds of escaped values.
+# changes (prepared once), and the packed rows cross the wire as one binary parameter, cut
+# into rows by the server (an array of bytea would be sent as escaped text).
 _PG_INSERT_STEPS = text(
     """
     INSERT INTO steps (run_id, step, time, layout, packed, nonfinite)
-    SELECT :run_id, r.step, r.time, r.layout, r.packed, CAST(r.nonfinite AS jsonb)
+    SELECT :run_id, r.step, r.time, r.layout, substring(CAST(:blob AS bytea) FROM r.start FOR r.size),
+           CAST(r.nonfinite AS jsonb)
     FROM unnest(CAST(:steps AS bigint[]), CAST(:times AS float8[]), CAST(:layouts AS int[]),
-                CAST(:packed AS bytea[]), CAST(:nonfinite AS text[]))
-         AS r(step, time, layout, packed, nonfinite)
+                CAST(:starts AS int[]), CAST(:sizes AS int[]), CAST(:nonfinite AS text[]))
+         AS r(step, time, layout, start, size, nonfinite)
     ORDER BY r.step
     ON CONFLICT (run_id, step) DO NOTHING
     RETURNING step
@@ -127,9 +134,9 @@ _PG_INSERT_STEPS = text(
 _PG_INSERT_HISTOGRAMS = text(
     """
     INSERT INTO histograms (run_id, name, step, layout, packed)
-    SELECT :run_id, h.name, h.step, h.layout, h.packed
+    SELECT :run_id, h.name, h.step, h.layout, substring(CAST(:blob AS bytea) FROM h.start FOR h.size)
     FROM unnest(CAST(:names AS text[]), CAST(:steps AS bigint[]), CAST(:layouts AS int[]),
-                CAST(:packed AS bytea[])) AS h(name, step, layout, packed)
+                CAST(:starts AS int[]), CAST(:sizes AS int[])) AS h(name, step, layout, start, size)
     """
 )
 
