@@ -75,15 +75,32 @@ def _span(session: Session, step_col, where: list, max_points: int) -> tuple[int
     return int(n), lo, hi
 
 
-def _block_plan(n: int, lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:
-    """(level, first block, last block) of whole blocks to read for [lo, hi], or None: read steps."""
+def _block_plan(n: int, lo: int, hi: int, max_points: int) -> list[tuple] | None:
+    """Pieces that cover [lo, hi] in step order, or None: read every step.
+
+    A piece is ("blocks", level, first, last), whole blocks of one level, or ("steps", a, b).
+    The middle takes the coarsest level that fits a bucket, and each end the next finer
+    levels that fit there, so a read touches at most 15 single steps at either end.
+    """
     if n <= max_points:
         return None
     level = blocks.level_for((hi - lo + 1) / max_points)
     if level is None:
         return None
-    first, last = -(-lo // level), (hi + 1) // level - 1
-    return (level, first, last) if first <= last else None
+    levels = [lv for lv in blocks.LEVELS if lv <= level]
+
+    def cover(a: int, b: int, i: int) -> list[tuple]:
+        if a > b:
+            return []
+        if i < 0:
+            return [("steps", a, b)]
+        size = levels[i]
+        first, last = -(-a // size), (b + 1) // size - 1
+        if first > last:
+            return cover(a, b, i - 1)
+        return [*cover(a, first * size - 1, i - 1), ("blocks", size, first, last), *cover((last + 1) * size, b, i - 1)]
+
+    return cover(lo, hi, len(levels) - 1)
 
 
 def _step_range(col, lo: int | None, hi: int | None) -> list:
@@ -109,7 +126,7 @@ def series(
     where = [Step.run_id == run_id, *_step_range(Step.step, min_step, max_step)]
     n, lo, hi = _span(session, Step.step, where, max_points)
     plan = None if n == 0 else _block_plan(n, lo, hi, max_points)
-    # Parts in step order, each {key: (steps, last, min, max)}: single steps, then blocks, then steps.
+    # Parts in step order, each {key: (steps, last, min, max)}: of single steps or of blocks.
     parts: list[dict[str, tuple]] = []
 
     def raw(a: int, b: int) -> None:
@@ -118,13 +135,11 @@ def series(
 
     if n and plan is None:
         raw(lo, hi)
-    elif plan is not None:
-        level, first, last = plan
-        if lo < first * level:
-            raw(lo, first * level - 1)
-        parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, level, first, last), keys, layouts))
-        if (last + 1) * level <= hi:
-            raw((last + 1) * level, hi)
+    for piece in plan or ():
+        if piece[0] == "steps":
+            raw(*piece[1:])
+        else:
+            parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, *piece[1:]), keys, layouts))
     out: dict[str, SeriesPoints] = {}
     for key in keys:
         if parts:
@@ -198,11 +213,12 @@ def _units(session: Session, layouts: Layouts, name: str, max_steps: int, min_st
     plan = _block_plan(n, lo, hi, max_steps)
     if plan is None:
         return _raw_histograms(session, layouts, name, lo, hi)
-    level, first, last = plan
-    units = _raw_histograms(session, layouts, name, lo, first * level - 1) if lo < first * level else []
-    units += block_store.histogram_blocks_in(session, layouts, name, level, first, last)
-    if (last + 1) * level <= hi:
-        units += _raw_histograms(session, layouts, name, (last + 1) * level, hi)
+    units = []
+    for piece in plan:
+        if piece[0] == "steps":
+            units += _raw_histograms(session, layouts, name, *piece[1:])
+        else:
+            units += block_store.histogram_blocks_in(session, layouts, name, *piece[1:])
     return units
 
 
