@@ -13,6 +13,11 @@ Two workloads:
 
     .venv/bin/python bench/storage.py                        # both, 20,000 steps over 4 runs
     .venv/bin/python bench/storage.py --workload hook --steps 50000 --runs 10
+    .venv/bin/python bench/storage.py --store-cpu 200          # ingest's database side, in process
+
+--store-cpu times the database side of ingest alone: store_batch (steps and histograms, and
+the step blocks within it) on 100-step batches of bench records, in this process, on a
+scratch PostgreSQL; CPU of this process only (the server's share), with the blocks apart.
 """
 
 from __future__ import annotations
@@ -180,13 +185,62 @@ def report(m: dict) -> None:
           f"({n / m['elapsed']:,.0f} steps/s wall, one client posting in sequence)")
 
 
+def store_cpu(batches: int) -> None:
+    """CPU of store_batch per 100-step batch of bench records, in process: steps and histograms, blocks."""
+    from fadewatch.server.app import prepare_database
+    from fadewatch.server.auth import OPEN
+    from fadewatch.server.db import make_engine
+    from fadewatch.server.migrate import upgrade
+    from fadewatch.server.schemas import RunCreate, StepRecord
+    from fadewatch.server.settings import ServerSettings
+    from fadewatch.server.store import blocks as block_store
+    from fadewatch.server.store.runs import create_or_resume
+    from fadewatch.server.store.steps import store_batch
+
+    spent = {"blocks": 0.0}
+    add_steps = block_store.add_steps
+
+    def timed_add_steps(*args, **kwargs):
+        t0 = time.process_time()
+        try:
+            return add_steps(*args, **kwargs)
+        finally:
+            spent["blocks"] += time.process_time() - t0
+
+    block_store.add_steps = timed_add_steps
+    rng = random.Random(0)
+    batches_of = [[StepRecord.model_validate(make_record(b * BATCH + i, rng)) for i in range(BATCH)]
+                  for b in range(batches)]
+    with tempfile.TemporaryDirectory() as tmp, scratch_postgres() as db_url:
+        upgrade(make_engine(db_url))
+        db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
+        with db.transaction() as session:
+            run_id = create_or_resume(session, RunCreate(project="storage", name="cpu"), OPEN)[0].id
+        total = 0.0
+        for records in batches_of:
+            t0 = time.process_time()
+            with db.transaction() as session:
+                store_batch(session, run_id, records, OPEN)
+            total += time.process_time() - t0
+        db.engine.dispose()
+    print(f"store_batch, in process, {batches} batches of {BATCH} bench records: "
+          f"{1000 * total / batches:.1f} ms of CPU per batch "
+          f"(steps and histograms {1000 * (total - spent['blocks']) / batches:.1f} ms, "
+          f"blocks {1000 * spent['blocks'] / batches:.1f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", choices=["hook", "bench", "both"], default="both")
     parser.add_argument("--steps", type=int, default=20_000, help="steps in all, split evenly over the runs")
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--templates", type=int, default=8, help="distinct records to cycle through")
+    parser.add_argument("--store-cpu", type=int, metavar="BATCHES",
+                        help="only time store_batch in process over this many 100-step batches")
     args = parser.parse_args()
+    if args.store_cpu:
+        store_cpu(args.store_cpu)
+        return
     for workload in (["hook", "bench"] if args.workload == "both" else [args.workload]):
         if workload == "hook":
             with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 from fadewatch.protocol.histograms import record_edges
 from fadewatch.server.downsample import rebin_counts
-from fadewatch.server.packed import pack_floats, unpack_floats
+from fadewatch.server.packed import pack_floats, pack_rows, unpack_floats
 
 __all__ = [
     "LEVELS",
@@ -32,6 +32,7 @@ __all__ = [
     "scalar_block_arrays",
     "histogram_block_layout",
     "pack_histogram_block",
+    "pack_histogram_blocks",
     "unpack_histogram_block",
     "histogram_block_layout_id",
     "histogram_blocks",
@@ -249,6 +250,21 @@ def pack_histogram_block(block: dict, layout_id: int) -> bytes:
     stats = np.array([math.nan if block[k] is None else block[k] for k in _HIST_STATS], dtype=np.float64)
     return (_HIST_HEAD.pack(block["first"], block["last"], block["n"], layout_id) + pack_floats(stats)
             + pack_floats(np.asarray(block["counts"], dtype=np.float64)))
+
+
+def pack_histogram_blocks(blocks: list[dict], layout_ids: list[int]) -> list[bytes]:
+    """Blocks packed together (as pack_histogram_block), their arrays typed in one pass."""
+    stats = pack_rows(np.array([[math.nan if b[k] is None else b[k] for k in _HIST_STATS] for b in blocks],
+                               dtype=np.float64).reshape(len(blocks), len(_HIST_STATS)))
+    counts: list[bytes] = [b""] * len(blocks)
+    by_width: dict[int, list[int]] = {}
+    for i, b in enumerate(blocks):
+        by_width.setdefault(len(b["counts"]), []).append(i)
+    for members in by_width.values():
+        for i, row in zip(members, pack_rows(np.array([blocks[i]["counts"] for i in members], dtype=np.float64))):
+            counts[i] = row
+    return [_HIST_HEAD.pack(b["first"], b["last"], b["n"], lid) + s + c
+            for b, lid, s, c in zip(blocks, layout_ids, stats, counts)]
 
 
 def histogram_block_layout_id(packed: bytes) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from fadewatch.server import blocks
 from fadewatch.server.models import HistogramBlock, ScalarBlock
-from fadewatch.server.store.layouts import Layouts, blob_params
+from fadewatch.server.store.layouts import Layouts, array_literal, blob_params
 
 __all__ = ["add_steps", "rebuild", "scalar_blocks_in", "histogram_blocks_in"]
 
@@ -35,7 +35,7 @@ class _Codec:
     def encode_all(self, merged: list[dict]) -> list[bytes]:
         if self.histograms:
             ids = self.layouts.ids([blocks.histogram_block_layout(b) for b in merged])
-            return [blocks.pack_histogram_block(b, i) for b, i in zip(merged, ids)]
+            return blocks.pack_histogram_blocks(merged, ids)
         ids = self.layouts.ids([list(b["k"]) for b in merged])
         return [blocks.pack_scalar_block(b, i) for b, i in zip(merged, ids)]
 
@@ -47,7 +47,7 @@ def _upsert(session: Session, table, run_id: int, fresh: dict[tuple, dict], merg
     columns = ("name", "level", "block") if "name" in table.c else ("level", "block")
     if session.get_bind().dialect.name == "postgresql":
         read, write = _PG_SQL[table.name]
-        params = {"run_id": run_id, **{c: [k[i] for k in fresh] for i, c in enumerate(columns)}}
+        params = {"run_id": run_id, **{c: array_literal(k[i] for k in fresh) for i, c in enumerate(columns)}}
         stored_rows = session.execute(read, params).all()
     else:
         where = []
@@ -65,7 +65,8 @@ def _upsert(session: Session, table, run_id: int, fresh: dict[tuple, dict], merg
     keys = list(fresh)
     packed = codec.encode_all([merge(stored.get(k), fresh[k]) for k in keys])
     if session.get_bind().dialect.name == "postgresql":
-        params = {"run_id": run_id, **blob_params(packed), **{c: [k[i] for k in keys] for i, c in enumerate(columns)}}
+        params = {"run_id": run_id, **blob_params(packed),
+                  **{c: array_literal(k[i] for k in keys) for i, c in enumerate(columns)}}
         session.execute(write, params)
         return
     rows = [{"run_id": run_id, **dict(zip(columns, k)), "data": data} for k, data in zip(keys, packed)]

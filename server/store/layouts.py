@@ -10,7 +10,23 @@ from sqlalchemy.orm import Session
 from fadewatch.server.models import Layout
 from fadewatch.server.packed import layout_digest
 
-__all__ = ["Layouts", "blob_params"]
+__all__ = ["Layouts", "blob_params", "array_literal"]
+
+# A run with up to this many layouts has them all read at once, in one query per transaction.
+_ALL_AT_ONCE = 64
+
+
+def array_literal(values) -> str:
+    """A PostgreSQL array literal of numbers or text, for a parameter cast to an array type.
+
+    psycopg dumps a list element by element in Python; one literal made by one join is a
+    single string. Text elements are quoted (backslash and quote escaped), so any text is safe.
+    """
+    items = list(values)
+    if items and isinstance(items[0], str):
+        return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items) + "}"
+    # repr of a float is its shortest exact form, which PostgreSQL reads back to the same float.
+    return "{" + ",".join(map(repr, items)) + "}"
 
 
 def blob_params(rows: list[bytes]) -> dict:
@@ -24,7 +40,7 @@ def blob_params(rows: list[bytes]) -> dict:
     for size in sizes:
         starts.append(at)
         at += size
-    return {"blob": b"".join(rows), "starts": starts, "sizes": sizes}
+    return {"blob": b"".join(rows), "starts": array_literal(starts), "sizes": array_literal(sizes)}
 
 
 class Layouts:
@@ -35,13 +51,27 @@ class Layouts:
         self.run_id = run_id
         self._ids: dict[str, int] = {}
         self._docs: dict[int, object] = {}
+        self._complete: bool | None = None  # None: not read yet; True: every layout of the run is here
+
+    def _read_run(self) -> None:
+        """All of the run's layouts in one query, as long as it has few (most runs have a handful)."""
+        rows = self.session.execute(
+            select(Layout.id, Layout.digest, Layout.doc).where(Layout.run_id == self.run_id)
+            .order_by(Layout.id).limit(_ALL_AT_ONCE + 1)).all()
+        self._complete = len(rows) <= _ALL_AT_ONCE
+        for layout_id, digest, doc in rows[:_ALL_AT_ONCE]:
+            self._ids[digest] = layout_id
+            self._docs[layout_id] = orjson.loads(doc)
 
     def ids(self, docs: list) -> list[int]:
         """The id of each document, stored now where the run has none yet."""
+        if self._complete is None:
+            self._read_run()
         digests = [layout_digest(d) for d in docs]
         missing = {dg: d for dg, d in zip(digests, docs) if dg not in self._ids}
         if missing:
-            self._load(Layout.digest.in_(list(missing)))
+            if not self._complete:
+                self._load(Layout.digest.in_(list(missing)))
             # In digest order: concurrent batches take the unique index's locks in one order.
             new = [{"run_id": self.run_id, "digest": dg, "doc": orjson.dumps(d).decode()}
                    for dg, d in sorted(missing.items()) if dg not in self._ids]
@@ -62,6 +92,8 @@ class Layouts:
         return self._docs[layout_id]
 
     def load_ids(self, layout_ids) -> None:
+        if self._complete is None:
+            self._read_run()
         wanted = [i for i in set(layout_ids) if i not in self._docs]
         if wanted:
             self._load(Layout.id.in_(wanted))

@@ -15,7 +15,7 @@ from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
-from fadewatch.server.store.layouts import Layouts, blob_params
+from fadewatch.server.store.layouts import Layouts, array_literal, blob_params
 from fadewatch.server.store.rollouts import add_rollouts
 from fadewatch.server.store.runs import load_run
 
@@ -69,11 +69,13 @@ def store_batch(
         rows = packed.pack_scalar_rows([list(ordered[i].scalars.values()) for i in members])
         for i, row in zip(members, rows):
             layout_ids[i], values[i] = layout_id, row
-    nonfinite = [None if r.nonfinite is None else orjson.dumps(r.nonfinite).decode() for r in ordered]
     if session.get_bind().dialect.name == "postgresql":
+        # Names of non-finite scalars by row number (1-based): most batches have none.
+        nonfinite = {str(i): r.nonfinite for i, r in enumerate(ordered, start=1) if r.nonfinite is not None}
         stored_steps = set(session.scalars(_PG_INSERT_STEPS, {
-            "run_id": run_id, "steps": steps, "times": times, "layouts": layout_ids, **blob_params(values),
-            "nonfinite": nonfinite}).all())
+            "run_id": run_id, "steps": array_literal(steps), "times": array_literal(times),
+            "layouts": array_literal(layout_ids), **blob_params(values),
+            "nonfinite": orjson.dumps(nonfinite).decode()}).all())
     else:
         stmt = (
             sqlite.insert(Step)
@@ -92,8 +94,9 @@ def store_batch(
             histogram_rows += [(name, step, layout_id, row) for (step, name, _), row in zip(members, rows)]
     if histogram_rows and session.get_bind().dialect.name == "postgresql":
         names, hsteps, hlayouts, hpacked = (list(c) for c in zip(*histogram_rows))
-        session.execute(_PG_INSERT_HISTOGRAMS, {"run_id": run_id, "names": names, "steps": hsteps,
-                                                "layouts": hlayouts, **blob_params(hpacked)})
+        session.execute(_PG_INSERT_HISTOGRAMS, {
+            "run_id": run_id, "names": array_literal(names), "steps": array_literal(hsteps),
+            "layouts": array_literal(hlayouts), **blob_params(hpacked)})
     elif histogram_rows:
         session.execute(sqlite.insert(HistogramRow), [
             {"run_id": run_id, "name": n, "step": s, "layout": lay, "packed": v} for n, s, lay, v in histogram_rows])
@@ -116,16 +119,17 @@ def _histogram_data(histogram) -> dict:
 
 
 # On PostgreSQL a batch is one statement per table over arrays: the statement text never
-# changes (prepared once), and the packed rows cross the wire as one binary parameter, cut
-# into rows by the server (an array of bytea would be sent as escaped text).
+# changes (prepared once), the packed rows cross the wire as one binary parameter cut into
+# rows by the server (an array of bytea would be sent as escaped text), and the other
+# columns as array literals.
 _PG_INSERT_STEPS = text(
     """
     INSERT INTO steps (run_id, step, time, layout, packed, nonfinite)
     SELECT :run_id, r.step, r.time, r.layout, substring(CAST(:blob AS bytea) FROM r.start FOR r.size),
-           CAST(r.nonfinite AS jsonb)
+           CAST(:nonfinite AS jsonb) -> CAST(r.row AS text)
     FROM unnest(CAST(:steps AS bigint[]), CAST(:times AS float8[]), CAST(:layouts AS int[]),
-                CAST(:starts AS int[]), CAST(:sizes AS int[]), CAST(:nonfinite AS text[]))
-         AS r(step, time, layout, start, size, nonfinite)
+                CAST(:starts AS int[]), CAST(:sizes AS int[])) WITH ORDINALITY
+         AS r(step, time, layout, start, size, row)
     ORDER BY r.step
     ON CONFLICT (run_id, step) DO NOTHING
     RETURNING step
