@@ -70,8 +70,9 @@ def _span(session: Session, step_col, where: list, max_points: int) -> tuple[int
     if lo is None:
         return 0, None, None
     # Counted no further than a read needs: a count of a million steps alone would take longer.
-    n = session.scalar(select(func.count()).select_from(select(step_col).where(*where).limit(max_points + 1)
-                                                        .subquery()))
+    # In step order, so that PostgreSQL walks the primary key and stops (whatever its statistics).
+    first = select(step_col).where(*where).order_by(step_col).limit(max_points + 1)
+    n = session.scalar(select(func.count()).select_from(first.subquery()))
     return int(n), lo, hi
 
 
