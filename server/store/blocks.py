@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from fadewatch.server import blocks
 from fadewatch.server.models import HistogramBlock, ScalarBlock
 from fadewatch.server.store.layouts import Layouts, array_literal, blob_params
 
-__all__ = ["add_steps", "rebuild", "scalar_blocks_in", "histogram_blocks_in"]
+__all__ = ["add_steps", "scalar_blocks_in", "histogram_blocks_in"]
 
 BASE = blocks.LEVELS[0]
 
@@ -166,27 +166,6 @@ def add_steps(session: Session, run_id: int, steps: Sequence[tuple[int, dict, di
             hist_fresh[(name, level, index)] = data
     _upsert(session, HistogramBlock.__table__, run_id, hist_fresh, blocks.merge_histogram_block,
             _Codec(layouts, True))
-
-
-def rebuild(session: Session, run_ids: Iterable[int], chunk: int = 2000) -> None:
-    """Blocks of runs from their stored steps, replacing any they had."""
-    from fadewatch.server.store.step_rows import histogram_rows, scalar_rows
-
-    for run_id in run_ids:
-        session.execute(delete(ScalarBlock).where(ScalarBlock.run_id == run_id))
-        session.execute(delete(HistogramBlock).where(HistogramBlock.run_id == run_id))
-        layouts = Layouts(session, run_id)
-        last = -1
-        while True:
-            steps, scalars = scalar_rows(session, layouts, run_id, last + 1, None, limit=chunk)
-            if not steps:
-                break
-            lo, hi = steps[0], steps[-1]
-            hists: dict[int, dict] = {}
-            for step, name, data in histogram_rows(session, layouts, run_id, None, lo, hi):
-                hists.setdefault(step, {})[name] = data
-            add_steps(session, run_id, [(s, v, hists.get(s, {})) for s, v in zip(steps, scalars)], layouts)
-            last = hi
 
 
 def _raw(session: Session, table, where) -> list:

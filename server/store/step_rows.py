@@ -10,25 +10,16 @@ from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.store.layouts import Layouts
 
-__all__ = ["scalar_rows", "scalar_arrays", "histogram_rows"]
+__all__ = ["scalar_arrays", "histogram_rows"]
 
 
 def _range(col, lo: int | None, hi: int | None) -> list:
     return ([col >= lo] if lo is not None else []) + ([col <= hi] if hi is not None else [])
 
 
-def _step_rows(session: Session, run_id: int, lo: int | None, hi: int | None, limit: int | None = None):
-    query = (select(Step.step, Step.layout, Step.packed)
-             .where(Step.run_id == run_id, *_range(Step.step, lo, hi)).order_by(Step.step))
-    return session.execute(query if limit is None else query.limit(limit)).all()
-
-
-def scalar_rows(session: Session, layouts: Layouts, run_id: int, lo: int | None, hi: int | None,
-                limit: int | None = None) -> tuple[list[int], list[dict]]:
-    """Steps in [lo, hi] (the first `limit`) and their scalars as they were stored."""
-    rows = _step_rows(session, run_id, lo, hi, limit)
-    layouts.load_ids(r[1] for r in rows)
-    return [r[0] for r in rows], [packed.unpack_scalars(r[2], layouts.doc(r[1])) for r in rows]
+def _step_rows(session: Session, run_id: int, lo: int | None, hi: int | None):
+    return session.execute(select(Step.step, Step.layout, Step.packed)
+                           .where(Step.run_id == run_id, *_range(Step.step, lo, hi)).order_by(Step.step)).all()
 
 
 def scalar_arrays(session: Session, layouts: Layouts, run_id: int, keys: list[str], lo: int | None,
