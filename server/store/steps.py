@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import or_, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,10 @@ def store_batch(
 ) -> StoredBatch:
     """Store new steps of a run; steps already stored (or repeated in the batch) are left alone."""
     load_run(session, run_id, who, write=True)
+    # Batches of one run are stored one at a time, the run's row locked before anything is
+    # written: one batch's new layouts are then never waited on by another that holds the
+    # run (its blocks may need a layout that the other's steps just made).
+    session.execute(select(Run.id).where(Run.id == run_id).with_for_update())
     first_by_step: dict[int, StepRecord] = {}
     in_batch_duplicates: list[int] = []
     for record in records:
@@ -103,7 +107,7 @@ def store_batch(
 
     if stored_steps:
         _advance_run(session, run_id, first_by_step, stored_steps)
-        # Under the run's row lock taken just above, so blocks of one run merge one batch at a time.
+        # Under the run's row lock, so blocks of one run merge one batch at a time.
         blocks.add_steps(session, run_id, [(r.step, r.scalars, hists[r.step])
                                            for r in ordered if r.step in stored_steps], layouts)
         add_rollouts(session, run_id, [r for r in ordered if r.step in stored_steps and (r.rollouts or r.samples)])
