@@ -13,6 +13,11 @@ Two workloads:
 
     .venv/bin/python bench/storage.py                        # both, 20,000 steps over 4 runs
     .venv/bin/python bench/storage.py --workload hook --steps 50000 --runs 10
+    .venv/bin/python bench/storage.py --store-cpu 200          # ingest's database side, in process
+
+--store-cpu times the database side of ingest alone: store_batch (steps and histograms, and
+the step blocks within it) on 100-step batches of bench records, in this process, on a
+scratch PostgreSQL; CPU of this process only (the server's share), with the blocks apart.
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ from _servers import fadewatch_server, scratch_postgres  # noqa: E402
 from ingest import make_record  # noqa: E402
 
 BATCH = 100
-TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "rollout_groups", "rollouts", "runs")
+# The metric tables (what a step's scalars and histograms cost, the 3 KB/step budget) and
+# the rollout tables (budgeted on their own: 64 KB of rollouts per step by default).
+METRIC_TABLES = ("steps", "histograms", "scalar_blocks", "histogram_blocks", "layouts", "runs")
+ROLLOUT_TABLES = ("rollout_groups", "rollouts")
+TABLES = METRIC_TABLES + ROLLOUT_TABLES
 PROMPTS, GROUP, TOKENS, VOCAB = 512, 8, 512, 32_000
 
 
@@ -110,10 +119,10 @@ def _sizes(engine) -> dict[str, tuple[int, int]]:
 def _columns(engine) -> dict[str, float]:
     """Average stored size of the wide columns (after TOAST compression)."""
     with engine.connect() as conn:
-        scalars = conn.scalar(text("SELECT avg(pg_column_size(scalars)) FROM steps"))
-        hist = conn.scalar(text("SELECT avg(pg_column_size(data)) FROM histograms"))
+        scalars = conn.scalar(text("SELECT avg(pg_column_size(packed)) FROM steps"))
+        hist = conn.scalar(text("SELECT avg(pg_column_size(packed)) FROM histograms"))
         completion = conn.scalar(text("SELECT avg(pg_column_size(completion)) FROM rollouts"))
-    return {"steps.scalars": float(scalars), "histograms.data": float(hist or 0),
+    return {"steps.packed": float(scalars), "histograms.packed": float(hist or 0),
             "rollouts.completion": float(completion or 0)}
 
 
@@ -144,12 +153,15 @@ def measure(workload: str, steps: int, runs: int, templates: list[dict]) -> dict
             conn.execute(text("VACUUM ANALYZE"))
         live = _sizes(engine)
         columns = _columns(engine)
+        with engine.connect() as conn:
+            database_size = conn.scalar(text("SELECT pg_database_size(current_database())"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM FULL"))
         packed = _sizes(engine)
         engine.dispose()
     return {"workload": workload, "steps": stored, "runs": runs, "elapsed": elapsed,
             "server_cpu": server_cpu, "db_cpu": db_cpu, "live": live, "packed": packed, "columns": columns,
+            "database": database_size,
             "record_json_bytes": sum(len(json.dumps(t)) for t in templates) / len(templates)}
 
 
@@ -160,14 +172,61 @@ def report(m: dict) -> None:
     for t in TABLES:
         rows, size = m["live"][t]
         print(f"{t:<17} {rows / n:>10.3f} {size / n:>11,.0f} {m['packed'][t][1] / n:>18,.0f}")
-    total = sum(s for _, s in m["live"].values())
-    packed = sum(s for _, s in m["packed"].values())
-    rows = sum(r for t, (r, _) in m["live"].items() if t != "runs")
-    print(f"{'total':<17} {rows / n:>10.3f} {total / n:>11,.0f} {packed / n:>18,.0f}")
+    for label, tables in (("metric tables", METRIC_TABLES), ("total", TABLES)):
+        total = sum(m["live"][t][1] for t in tables)
+        packed = sum(m["packed"][t][1] for t in tables)
+        rows = sum(m["live"][t][0] for t in tables if t not in ("runs", "layouts"))
+        print(f"{label:<17} {rows / n:>10.3f} {total / n:>11,.0f} {packed / n:>18,.0f}")
+    print(f"database size / stored steps: {m['database'] / n:,.0f} B (metric tables alone: "
+          f"{sum(m['live'][t][1] for t in METRIC_TABLES) / n:,.0f} B; rollouts are budgeted apart)")
     print("average stored column: " + ", ".join(f"{k} {v:,.0f} B" for k, v in m["columns"].items()))
     print(f"CPU per 100-step batch: server {100_000 * m['server_cpu'] / n:.1f} ms, "
           f"PostgreSQL backends {100_000 * m['db_cpu'] / n:.1f} ms "
           f"({n / m['elapsed']:,.0f} steps/s wall, one client posting in sequence)")
+
+
+def store_cpu(batches: int) -> None:
+    """CPU of store_batch per 100-step batch of bench records, in process: steps and histograms, blocks."""
+    from fadewatch.server.app import prepare_database
+    from fadewatch.server.auth import OPEN
+    from fadewatch.server.db import make_engine
+    from fadewatch.server.migrate import upgrade
+    from fadewatch.server.schemas import RunCreate, StepRecord
+    from fadewatch.server.settings import ServerSettings
+    from fadewatch.server.store import blocks as block_store
+    from fadewatch.server.store.runs import create_or_resume
+    from fadewatch.server.store.steps import store_batch
+
+    spent = {"blocks": 0.0}
+    add_steps = block_store.add_steps
+
+    def timed_add_steps(*args, **kwargs):
+        t0 = time.process_time()
+        try:
+            return add_steps(*args, **kwargs)
+        finally:
+            spent["blocks"] += time.process_time() - t0
+
+    block_store.add_steps = timed_add_steps
+    rng = random.Random(0)
+    batches_of = [[StepRecord.model_validate(make_record(b * BATCH + i, rng)) for i in range(BATCH)]
+                  for b in range(batches)]
+    with tempfile.TemporaryDirectory() as tmp, scratch_postgres() as db_url:
+        upgrade(make_engine(db_url))
+        db = prepare_database(ServerSettings(dir=Path(tmp), database_url=db_url))
+        with db.transaction() as session:
+            run_id = create_or_resume(session, RunCreate(project="storage", name="cpu"), OPEN)[0].id
+        total = 0.0
+        for records in batches_of:
+            t0 = time.process_time()
+            with db.transaction() as session:
+                store_batch(session, run_id, records, OPEN)
+            total += time.process_time() - t0
+        db.engine.dispose()
+    print(f"store_batch, in process, {batches} batches of {BATCH} bench records: "
+          f"{1000 * total / batches:.1f} ms of CPU per batch "
+          f"(steps and histograms {1000 * (total - spent['blocks']) / batches:.1f} ms, "
+          f"blocks {1000 * spent['blocks'] / batches:.1f} ms)")
 
 
 def main() -> None:
@@ -176,7 +235,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000, help="steps in all, split evenly over the runs")
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--templates", type=int, default=8, help="distinct records to cycle through")
+    parser.add_argument("--store-cpu", type=int, metavar="BATCHES",
+                        help="only time store_batch in process over this many 100-step batches")
     args = parser.parse_args()
+    if args.store_cpu:
+        store_cpu(args.store_cpu)
+        return
     for workload in (["hook", "bench"] if args.workload == "both" else [args.workload]):
         if workload == "hook":
             with tempfile.TemporaryDirectory() as tmp:

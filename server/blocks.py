@@ -16,19 +16,25 @@ import struct
 from collections.abc import Iterable
 
 import numpy as np
-import orjson
-
 from fadewatch.protocol.histograms import record_edges
 from fadewatch.server.downsample import rebin_counts
+from fadewatch.server.packed import pack_floats, pack_rows, unpack_floats
 
 __all__ = [
     "LEVELS",
     "level_for",
     "scalar_blocks",
+    "scalar_level_blocks",
     "merge_scalar_block",
     "pack_scalar_block",
     "unpack_scalar_block",
+    "scalar_block_layout",
     "scalar_block_arrays",
+    "histogram_block_layout",
+    "pack_histogram_block",
+    "pack_histogram_blocks",
+    "unpack_histogram_block",
+    "histogram_block_layout_id",
     "histogram_blocks",
     "merge_histogram_block",
     "histogram_block",
@@ -75,6 +81,33 @@ def scalar_blocks(steps: Iterable[tuple[int, dict]], level: int) -> dict[int, di
     return out
 
 
+def scalar_level_blocks(steps: np.ndarray, keys: list[str], values: np.ndarray,
+                        levels=LEVELS) -> dict[tuple[int, int], dict]:
+    """Blocks of every level, {(level, index): block}, from steps and their values (rows; NaN: none).
+
+    The same blocks as scalar_blocks level by level, reduced with numpy: this runs for every
+    batch stored, over every scalar of every step.
+    """
+    order = np.argsort(steps, kind="stable")
+    steps, values = np.asarray(steps, dtype=np.int64)[order], np.asarray(values, dtype=np.float64)[order]
+    finite = np.isfinite(values)
+    rows = np.where(finite, np.arange(len(steps))[:, None], -1)
+    lows, highs = np.where(finite, values, np.inf), np.where(finite, values, -np.inf)
+    out: dict[tuple[int, int], dict] = {}
+    for level in levels:
+        index = steps // level
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+        last = np.maximum.reduceat(rows, starts, axis=0)
+        mins = np.minimum.reduceat(lows, starts, axis=0).tolist()
+        maxs = np.maximum.reduceat(highs, starts, axis=0).tolist()
+        step_list, value_list = steps.tolist(), values.tolist()
+        for b, (block, last_rows) in enumerate(zip(index[starts].tolist(), last.tolist())):
+            out[(level, block)] = {"k": {
+                keys[j]: [step_list[r], value_list[r][j], mins[b][j], maxs[b][j]]
+                for j, r in enumerate(last_rows) if r >= 0}}
+    return out
+
+
 def merge_scalar_block(old: dict | None, new: dict) -> dict:
     if old is None:
         return new
@@ -84,40 +117,35 @@ def merge_scalar_block(old: dict | None, new: dict) -> dict:
     return {"k": keys}
 
 
-# Stored packed: a scalar block is read for every bucket of every long chart, and decoding
-# thousands of JSON documents full of floats costs more than the rest of the read. Layout:
-# u32 length of a JSON list of keys, the list, int64 last steps, float64 (last, min, max) rows.
+# Stored packed (server/packed.py): a scalar block is read for every bucket of every long
+# chart, and decoding thousands of JSON documents full of floats costs more than the rest of
+# the read. Layout: u32 id of the run's layout of its keys, int64 last steps, float64
+# (last, min, max) rows in the layout's order.
+_SCALAR_HEAD = struct.Struct("<I")
 
-def pack_scalar_block(block: dict) -> bytes:
-    keys = list(block["k"])
-    header = orjson.dumps(keys)
-    entries = [block["k"][k] for k in keys]
+
+def pack_scalar_block(block: dict, layout_id: int) -> bytes:
+    """A block packed against the layout of its keys (list(block["k"]), in that order)."""
+    entries = list(block["k"].values())
     steps = np.array([e[0] for e in entries], dtype="<i8")
     values = np.array([e[1:] for e in entries], dtype="<f8").reshape(-1, 3)
-    return struct.pack("<I", len(header)) + header + steps.tobytes() + values.tobytes()
+    return _SCALAR_HEAD.pack(layout_id) + steps.tobytes() + values.tobytes()
 
 
-def scalar_block_arrays(packed: bytes, layouts: dict | None = None) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """({key: row}, last steps, rows of last/min/max) of a packed block, without building dicts.
-
-    `layouts` caches the key index by header: the blocks of one run mostly share their keys.
-    """
-    (size,) = struct.unpack_from("<I", packed)
-    header = bytes(packed[4:4 + size])
-    index = None if layouts is None else layouts.get(header)
-    if index is None:
-        index = {k: i for i, k in enumerate(orjson.loads(header))}
-        if layouts is not None:
-            layouts[header] = index
-    n = len(index)
-    steps = np.frombuffer(packed, dtype="<i8", count=n, offset=4 + size)
-    values = np.frombuffer(packed, dtype="<f8", count=3 * n, offset=4 + size + 8 * n).reshape(n, 3)
-    return index, steps, values
+def scalar_block_layout(packed: bytes) -> int:
+    return _SCALAR_HEAD.unpack_from(packed)[0]
 
 
-def unpack_scalar_block(packed: bytes) -> dict:
-    index, steps, values = scalar_block_arrays(packed)
-    return {"k": {k: [int(s), *v] for k, s, v in zip(index, steps.tolist(), values.tolist())}}
+def scalar_block_arrays(packed: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(last steps, rows of last/min/max) of a packed block of `n` keys, without building dicts."""
+    steps = np.frombuffer(packed, dtype="<i8", count=n, offset=4)
+    values = np.frombuffer(packed, dtype="<f8", count=3 * n, offset=4 + 8 * n).reshape(n, 3)
+    return steps, values
+
+
+def unpack_scalar_block(packed: bytes, keys: list[str]) -> dict:
+    steps, values = scalar_block_arrays(packed, len(keys))
+    return {"k": {k: [int(s), *v] for k, s, v in zip(keys, steps.tolist(), values.tolist())}}
 
 
 # Histograms: one block per (name, level, index) with explicit edges and summed counts.
@@ -203,3 +231,52 @@ def histogram_blocks(rows: Iterable[tuple[int, dict]], level: int) -> dict[int, 
             "min": min(mins) if mins else None, "max": max(maxs) if maxs else None,
         }
     return out
+
+
+# Packed histogram blocks: first, last and n (int64), the id of the run's layout of their
+# edges and labels (u32), then the block's numbers and counts as packed.pack_floats arrays.
+_HIST_HEAD = struct.Struct("<qqqI")
+_HIST_STATS = ("underflow", "overflow", "count", "sum", "min", "max")
+
+
+def histogram_block_layout(block: dict) -> dict:
+    doc = {"edges": block["edges"]}
+    if block.get("labels") is not None:
+        doc["labels"] = block["labels"]
+    return doc
+
+
+def pack_histogram_block(block: dict, layout_id: int) -> bytes:
+    stats = np.array([math.nan if block[k] is None else block[k] for k in _HIST_STATS], dtype=np.float64)
+    return (_HIST_HEAD.pack(block["first"], block["last"], block["n"], layout_id) + pack_floats(stats)
+            + pack_floats(np.asarray(block["counts"], dtype=np.float64)))
+
+
+def pack_histogram_blocks(blocks: list[dict], layout_ids: list[int]) -> list[bytes]:
+    """Blocks packed together (as pack_histogram_block), their arrays typed in one pass."""
+    stats = pack_rows(np.array([[math.nan if b[k] is None else b[k] for k in _HIST_STATS] for b in blocks],
+                               dtype=np.float64).reshape(len(blocks), len(_HIST_STATS)))
+    counts: list[bytes] = [b""] * len(blocks)
+    by_width: dict[int, list[int]] = {}
+    for i, b in enumerate(blocks):
+        by_width.setdefault(len(b["counts"]), []).append(i)
+    for members in by_width.values():
+        for i, row in zip(members, pack_rows(np.array([blocks[i]["counts"] for i in members], dtype=np.float64))):
+            counts[i] = row
+    return [_HIST_HEAD.pack(b["first"], b["last"], b["n"], lid) + s + c
+            for b, lid, s, c in zip(blocks, layout_ids, stats, counts)]
+
+
+def histogram_block_layout_id(packed: bytes) -> int:
+    return _HIST_HEAD.unpack_from(packed)[3]
+
+
+def unpack_histogram_block(packed: bytes, layout: dict) -> dict:
+    first, last, n, _ = _HIST_HEAD.unpack_from(packed)
+    stats, offset = unpack_floats(packed, len(_HIST_STATS), _HIST_HEAD.size)
+    counts, _ = unpack_floats(packed, len(layout["edges"]) - 1, offset)
+    block = {"first": first, "last": last, "n": n, "edges": layout["edges"], "labels": layout.get("labels"),
+             "counts": counts.tolist()}
+    for key, value in zip(_HIST_STATS, stats.tolist()):
+        block[key] = value if value == value or key not in ("sum", "min", "max") else None
+    return block

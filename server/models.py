@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from fadewatch.protocol.limits import MAX_ERROR_CHARS, MAX_NAME_LENGTH
 from fadewatch.protocol.rollouts import MAX_GROUP_KEY_CHARS
 
-__all__ = ["Base", "Project", "Run", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "RolloutGroup",
+__all__ = ["Base", "Project", "Run", "Layout", "Step", "HistogramRow", "ScalarBlock", "HistogramBlock", "RolloutGroup",
            "Rollout", "ApiToken", "JsonDoc", "RowId", "utcnow", "SEARCH_INDEXES", "in_models"]
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
@@ -79,8 +79,21 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(String(MAX_ERROR_CHARS), nullable=True)
 
 
+class Layout(Base):
+    """What a run's packed rows share, stored once (server/packed.py): scalar keys, or bins."""
+
+    __tablename__ = "layouts"
+    __table_args__ = (UniqueConstraint("run_id", "digest", name="uq_layouts_run_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # sha1 of the document's JSON text: the layout's identity within its run.
+    digest: Mapped[str] = mapped_column(String(40))
+    doc: Mapped[str] = mapped_column(Text)
+
+
 class Step(Base):
-    """One row per (run, step): all of that step's scalars in one JSON document."""
+    """One row per (run, step): its scalars packed in the order of one of the run's layouts."""
 
     __tablename__ = "steps"
 
@@ -89,12 +102,13 @@ class Step(Base):
     )
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     time: Mapped[float] = mapped_column(Float)
-    scalars: Mapped[dict] = mapped_column(JsonDoc)
+    layout: Mapped[int] = mapped_column(Integer)
+    packed: Mapped[bytes] = mapped_column(LargeBinary)
     nonfinite: Mapped[list | None] = mapped_column(JsonDoc, nullable=True)
 
 
 class HistogramRow(Base):
-    """One row per (run, histogram name, step)."""
+    """One row per (run, histogram name, step): its numbers packed, its bins in a layout."""
 
     __tablename__ = "histograms"
 
@@ -103,8 +117,8 @@ class HistogramRow(Base):
     )
     name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # Plain JSON even on PostgreSQL: never queried inside, and text is cheaper to write.
-    data: Mapped[dict] = mapped_column(JSON)
+    layout: Mapped[int] = mapped_column(Integer)
+    packed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ScalarBlock(Base):
@@ -132,8 +146,8 @@ class HistogramBlock(Base):
     name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), primary_key=True)
     level: Mapped[int] = mapped_column(Integer, primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    # JSON text, parsed by the reader: never queried inside.
-    data: Mapped[str] = mapped_column(Text)
+    # Packed (server/blocks.py), against a layout of its edges.
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RolloutGroup(Base):

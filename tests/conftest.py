@@ -21,7 +21,7 @@ from tests.support.pg_cluster import PrivateCluster
 from tests.support.servers import LiveServer, ThreadedServer
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-TABLES = ("alert_delivery_attempts", "alert_notifications", "alert_events", "alert_states", "alert_silences", "alert_channels", "alert_rules", "scalar_blocks", "histogram_blocks", "histograms", "steps", "api_tokens", "runs", "projects")
+TABLES = ("alert_delivery_attempts", "alert_notifications", "alert_events", "alert_states", "alert_silences", "alert_channels", "alert_rules", "scalar_blocks", "histogram_blocks", "histograms", "steps", "layouts", "api_tokens", "runs", "projects")
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ Create Date: 2026-12-03
 """
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.orm import Session
 
 revision = "0003"
 down_revision = "0002"
@@ -35,12 +34,9 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
     )
     # Runs stored before this revision get their blocks now, from their steps.
-    from fadewatch.server.store.blocks import rebuild
+    from fadewatch.migrations.format_0005 import rebuild_blocks
 
-    session = Session(bind=op.get_bind())
-    run_ids = [r[0] for r in session.execute(sa.text("SELECT id FROM runs ORDER BY id"))]
-    rebuild(session, run_ids)
-    session.flush()
+    rebuild_blocks(op.get_bind())
 
 
 def downgrade() -> None:

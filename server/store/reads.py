@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import orjson
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fadewatch.protocol.histograms import bin_quantiles, quantile_method
@@ -21,13 +20,13 @@ from fadewatch.server.downsample import bucket_bounds, downsample_units, rebin_c
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.schemas import HistogramMatrix, SeriesOut, SeriesPoints
 from fadewatch.server.store import blocks as block_store
+from fadewatch.server.store import step_rows
+from fadewatch.server.store.layouts import Layouts
 from fadewatch.server.store.runs import load_run
 
 __all__ = ["series", "histogram_matrix", "scalar_keys", "QUANTILE_KEYS"]
 
 QUANTILE_KEYS = ("0.05", "0.25", "0.5", "0.75", "0.95")
-# Up to this many keys, the database extracts them; past it, whole documents are parsed here.
-FEW_KEYS = 4
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:
@@ -37,36 +36,72 @@ def _nullable(values: np.ndarray) -> list[float | None]:
     return out
 
 
-def _block_parts(packed: list[bytes], keys: list[str]) -> dict[str, tuple]:
-    """{key: (last steps, last values, minima, maxima)} over blocks; NaN where a block lacks the key."""
+def _block_parts(packed: list[bytes], keys: list[str], layouts: Layouts) -> dict[str, tuple]:
+    """{key: (last steps, last values, minima, maxima)} over blocks; NaN where a block lacks the key.
+
+    Blocks of one layout (mostly all of a run's) are decoded together, as one array.
+    """
     n = len(packed)
     steps = {k: np.zeros(n, dtype=np.int64) for k in keys}
     values = {k: np.full((n, 3), np.nan) for k in keys}
-    layouts: dict = {}
+    groups: dict[int, list[int]] = {}
     for i, raw in enumerate(packed):
-        where, block_steps, block_values = blocks.scalar_block_arrays(raw, layouts)
-        for k in keys:
-            j = where.get(k)
-            if j is not None:
-                steps[k][i] = block_steps[j]
-                values[k][i] = block_values[j]
+        groups.setdefault(blocks.scalar_block_layout(raw), []).append(i)
+    layouts.load_ids(groups)
+    for layout_id, members in groups.items():
+        where = {k: j for j, k in enumerate(layouts.doc(layout_id))}
+        wanted = [(k, where[k]) for k in keys if k in where]
+        if not wanted:
+            continue
+        width = len(where)
+        body = np.frombuffer(b"".join(packed[i][4:] for i in members), dtype=np.uint8).reshape(len(members), -1)
+        block_steps = body[:, :8 * width].copy().view("<i8")
+        block_values = body[:, 8 * width:].copy().view("<f8").reshape(len(members), width, 3)
+        index = np.asarray(members)
+        for k, j in wanted:
+            steps[k][index] = block_steps[:, j]
+            values[k][index] = block_values[:, j]
     return {k: (steps[k], values[k][:, 0], values[k][:, 1], values[k][:, 2]) for k in keys}
 
 
-def _span(session: Session, step_col, where: list) -> tuple[int, int | None, int | None]:
-    n, lo, hi = session.execute(select(func.count(), func.min(step_col), func.max(step_col)).where(*where)).one()
-    return int(n or 0), lo, hi
+def _span(session: Session, step_col, where: list, max_points: int) -> tuple[int, int | None, int | None]:
+    """(steps in range, but at most max_points + 1: that is all a read needs to know; first; last)."""
+    lo, hi = session.execute(select(func.min(step_col), func.max(step_col)).where(*where)).one()
+    if lo is None:
+        return 0, None, None
+    # Counted no further than a read needs: a count of a million steps alone would take longer.
+    # In step order, so that PostgreSQL walks the primary key and stops (whatever its statistics).
+    first = select(step_col).where(*where).order_by(step_col).limit(max_points + 1)
+    n = session.scalar(select(func.count()).select_from(first.subquery()))
+    return int(n), lo, hi
 
 
-def _block_plan(n: int, lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:
-    """(level, first block, last block) of whole blocks to read for [lo, hi], or None: read steps."""
+def _block_plan(n: int, lo: int, hi: int, max_points: int) -> list[tuple] | None:
+    """Pieces that cover [lo, hi] in step order, or None: read every step.
+
+    A piece is ("blocks", level, first, last), whole blocks of one level, or ("steps", a, b).
+    The middle takes the coarsest level that fits a bucket, and each end the next finer
+    levels that fit there, so a read touches at most 15 single steps at either end.
+    """
     if n <= max_points:
         return None
     level = blocks.level_for((hi - lo + 1) / max_points)
     if level is None:
         return None
-    first, last = -(-lo // level), (hi + 1) // level - 1
-    return (level, first, last) if first <= last else None
+    levels = [lv for lv in blocks.LEVELS if lv <= level]
+
+    def cover(a: int, b: int, i: int) -> list[tuple]:
+        if a > b:
+            return []
+        if i < 0:
+            return [("steps", a, b)]
+        size = levels[i]
+        first, last = -(-a // size), (b + 1) // size - 1
+        if first > last:
+            return cover(a, b, i - 1)
+        return [*cover(a, first * size - 1, i - 1), ("blocks", size, first, last), *cover((last + 1) * size, b, i - 1)]
+
+    return cover(lo, hi, len(levels) - 1)
 
 
 def _step_range(col, lo: int | None, hi: int | None) -> list:
@@ -76,20 +111,6 @@ def _step_range(col, lo: int | None, hi: int | None) -> list:
     if hi is not None:
         where.append(col <= hi)
     return where
-
-
-def _raw_scalars(session: Session, run_id: int, keys: list[str], lo: int, hi: int) -> tuple[np.ndarray, dict]:
-    """Steps in [lo, hi] and each key's values there (NaN where a step lacks it)."""
-    where = [Step.run_id == run_id, *_step_range(Step.step, lo, hi)]
-    if len(keys) <= FEW_KEYS:
-        rows = session.execute(select(Step.step, *[Step.scalars[k].as_float() for k in keys])
-                               .where(*where).order_by(Step.step)).all()
-        steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return steps, {k: np.array([r[i] for r in rows], dtype=float) for i, k in enumerate(keys, start=1)}
-    rows = session.execute(select(Step.step, cast(Step.scalars, Text)).where(*where).order_by(Step.step)).all()
-    steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    docs = [orjson.loads(r[1]) for r in rows]
-    return steps, {k: np.array([d.get(k) for d in docs], dtype=float) for k in keys}
 
 
 def series(
@@ -102,24 +123,24 @@ def series(
     max_step: int | None = None,
 ) -> SeriesOut:
     run = load_run(session, run_id, who)
-    n, lo, hi = _span(session, Step.step, [Step.run_id == run_id, *_step_range(Step.step, min_step, max_step)])
+    layouts = Layouts(session, run_id)
+    where = [Step.run_id == run_id, *_step_range(Step.step, min_step, max_step)]
+    n, lo, hi = _span(session, Step.step, where, max_points)
     plan = None if n == 0 else _block_plan(n, lo, hi, max_points)
-    # Parts in step order, each {key: (steps, last, min, max)}: single steps, then blocks, then steps.
+    # Parts in step order, each {key: (steps, last, min, max)}: of single steps or of blocks.
     parts: list[dict[str, tuple]] = []
 
     def raw(a: int, b: int) -> None:
-        steps, values = _raw_scalars(session, run_id, keys, a, b)
+        steps, values = step_rows.scalar_arrays(session, layouts, run_id, keys, a, b)
         parts.append({k: (steps, v, v, v) for k, v in values.items()})
 
     if n and plan is None:
         raw(lo, hi)
-    elif plan is not None:
-        level, first, last = plan
-        if lo < first * level:
-            raw(lo, first * level - 1)
-        parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, level, first, last), keys))
-        if (last + 1) * level <= hi:
-            raw((last + 1) * level, hi)
+    for piece in plan or ():
+        if piece[0] == "steps":
+            raw(*piece[1:])
+        else:
+            parts.append(_block_parts(block_store.scalar_blocks_in(session, run_id, *piece[1:]), keys, layouts))
     out: dict[str, SeriesPoints] = {}
     for key in keys:
         if parts:
@@ -139,15 +160,9 @@ def scalar_keys(session: Session, run_id: int, who: Principal) -> list[str]:
     return sorted((run.summary or {}).keys())
 
 
-def _raw_histograms(session: Session, run_id: int, name: str, lo: int, hi: int) -> list[dict]:
-    rows = session.execute(
-        select(HistogramRow.step, cast(HistogramRow.data, Text))
-        .where(HistogramRow.run_id == run_id, HistogramRow.name == name, HistogramRow.step.between(lo, hi))
-        .order_by(HistogramRow.step)
-    ).all()
+def _raw_histograms(session: Session, layouts: Layouts, name: str, lo: int, hi: int) -> list[dict]:
     units = []
-    for step, raw in rows:
-        data = orjson.loads(raw)
+    for step, _, data in step_rows.histogram_rows(session, layouts, layouts.run_id, name, lo, hi):
         unit = blocks.histogram_block(step, data)
         unit["quantiles"] = data.get("quantiles") or {}
         units.append(unit)
@@ -181,28 +196,30 @@ def histogram_matrix(
     and negative mass per difficulty bin) are added step by step into one matrix.
     """
     load_run(session, run_id, who)
-    per_name = [_units(session, run_id, name, max_steps, min_step, max_step) for name in names]
+    layouts = Layouts(session, run_id)
+    per_name = [_units(session, layouts, name, max_steps, min_step, max_step) for name in names]
     units = _add_units(per_name) if len(per_name) > 1 else per_name[0]
     label = ",".join(names)
     return _matrix(run_id, label, units, max_steps) if units else _empty_matrix(run_id, label)
 
 
-def _units(session: Session, run_id: int, name: str, max_steps: int, min_step: int | None,
+def _units(session: Session, layouts: Layouts, name: str, max_steps: int, min_step: int | None,
            max_step: int | None) -> list[dict]:
     """One histogram's steps (and whole blocks, past max_steps) over the range, in step order."""
-    where = [HistogramRow.run_id == run_id, HistogramRow.name == name,
+    where = [HistogramRow.run_id == layouts.run_id, HistogramRow.name == name,
              *_step_range(HistogramRow.step, min_step, max_step)]
-    n, lo, hi = _span(session, HistogramRow.step, where)
+    n, lo, hi = _span(session, HistogramRow.step, where, max_steps)
     if n == 0:
         return []
     plan = _block_plan(n, lo, hi, max_steps)
     if plan is None:
-        return _raw_histograms(session, run_id, name, lo, hi)
-    level, first, last = plan
-    units = _raw_histograms(session, run_id, name, lo, first * level - 1) if lo < first * level else []
-    units += block_store.histogram_blocks_in(session, run_id, name, level, first, last)
-    if (last + 1) * level <= hi:
-        units += _raw_histograms(session, run_id, name, (last + 1) * level, hi)
+        return _raw_histograms(session, layouts, name, lo, hi)
+    units = []
+    for piece in plan:
+        if piece[0] == "steps":
+            units += _raw_histograms(session, layouts, name, *piece[1:])
+        else:
+            units += block_store.histogram_blocks_in(session, layouts, name, *piece[1:])
     return units
 
 

@@ -6,14 +6,16 @@ import time
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Insert, or_, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from fadewatch.server.auth import Principal
+from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Run, Step, utcnow
 from fadewatch.server.schemas import IngestResult, StepRecord
 from fadewatch.server.store import blocks
+from fadewatch.server.store.layouts import Layouts, array_literal, blob_params
 from fadewatch.server.store.rollouts import add_rollouts
 from fadewatch.server.store.runs import load_run
 
@@ -28,20 +30,15 @@ class StoredBatch:
     records: list[StepRecord]
 
 
-def _insert(session: Session, table) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-
-
 def store_batch(
     session: Session, run_id: int, records: list[StepRecord], who: Principal
 ) -> StoredBatch:
     """Store new steps of a run; steps already stored (or repeated in the batch) are left alone."""
     load_run(session, run_id, who, write=True)
+    # Batches of one run are stored one at a time, the run's row locked before anything is
+    # written: one batch's new layouts are then never waited on by another that holds the
+    # run (its blocks may need a layout that the other's steps just made).
+    session.execute(select(Run.id).where(Run.id == run_id).with_for_update())
     first_by_step: dict[int, StepRecord] = {}
     in_batch_duplicates: list[int] = []
     for record in records:
@@ -55,50 +52,64 @@ def store_batch(
     now = time.time()
     # Sorted keys give every writer the same lock order, so concurrent batches cannot deadlock.
     ordered = [first_by_step[s] for s in sorted(first_by_step)]
-    step_rows = [
-        {
-            "run_id": run_id,
-            "step": r.step,
-            "time": r.time if r.time is not None else now,
-            "scalars": r.scalars,
-            "nonfinite": r.nonfinite,
-        }
-        for r in ordered
-    ]
+    layouts = Layouts(session, run_id)
+    hists = {r.step: {name: _histogram_data(h) for name, h in r.histograms.items()} for r in ordered}
+    # Records grouped by layout: each group is packed as one array, and names its layout once.
+    scalar_groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(ordered):
+        scalar_groups.setdefault(tuple(r.scalars), []).append(i)
+    hist_groups: dict[tuple, list[tuple[int, str, dict]]] = {}
+    for step, by_name in hists.items():
+        for name, data in by_name.items():
+            hist_groups.setdefault(packed.histogram_layout_key(data), []).append((step, name, data))
+    hist_docs = [packed.histogram_layout(members[0][2]) for members in hist_groups.values()]
+    ids = layouts.ids([list(keys) for keys in scalar_groups] + hist_docs)
+
+    steps = [r.step for r in ordered]
+    times = [r.time if r.time is not None else now for r in ordered]
+    layout_ids: list[int] = [0] * len(ordered)
+    values: list[bytes] = [b""] * len(ordered)
+    for layout_id, members in zip(ids, scalar_groups.values()):
+        rows = packed.pack_scalar_rows([list(ordered[i].scalars.values()) for i in members])
+        for i, row in zip(members, rows):
+            layout_ids[i], values[i] = layout_id, row
     if session.get_bind().dialect.name == "postgresql":
-        stored_steps = _insert_steps_pg(session, run_id, step_rows)
+        # Names of non-finite scalars by row number (1-based): most batches have none.
+        nonfinite = {str(i): r.nonfinite for i, r in enumerate(ordered, start=1) if r.nonfinite is not None}
+        stored_steps = set(session.scalars(_PG_INSERT_STEPS, {
+            "run_id": run_id, "steps": array_literal(steps), "times": array_literal(times),
+            "layouts": array_literal(layout_ids), **blob_params(values),
+            "nonfinite": orjson.dumps(nonfinite).decode()}).all())
     else:
         stmt = (
-            _insert(session, Step)
+            sqlite.insert(Step)
             .on_conflict_do_nothing(index_elements=["run_id", "step"])
             .returning(Step.step)
         )
-        stored_steps = set(session.scalars(stmt, step_rows).all())
+        rows = [{"run_id": run_id, "step": s, "time": t, "layout": lay, "packed": v, "nonfinite": r.nonfinite}
+                for s, t, lay, v, r in zip(steps, times, layout_ids, values, ordered)]
+        stored_steps = set(session.scalars(stmt, rows).all())
 
-    histogram_rows = [
-        {
-            "run_id": run_id,
-            "name": name,
-            "step": r.step,
-            "data": h.model_dump(exclude_none=True),
-        }
-        for r in ordered
-        if r.step in stored_steps
-        for name, h in r.histograms.items()
-    ]
+    histogram_rows = []
+    for layout_id, doc, members in zip(ids[len(scalar_groups):], hist_docs, hist_groups.values()):
+        members = [m for m in members if m[0] in stored_steps]
+        if members:
+            rows = packed.pack_histograms([m[2] for m in members], doc)
+            histogram_rows += [(name, step, layout_id, row) for (step, name, _), row in zip(members, rows)]
     if histogram_rows and session.get_bind().dialect.name == "postgresql":
-        _insert_histograms_pg(session, run_id, histogram_rows)
+        names, hsteps, hlayouts, hpacked = (list(c) for c in zip(*histogram_rows))
+        session.execute(_PG_INSERT_HISTOGRAMS, {
+            "run_id": run_id, "names": array_literal(names), "steps": array_literal(hsteps),
+            "layouts": array_literal(hlayouts), **blob_params(hpacked)})
     elif histogram_rows:
-        session.execute(_insert(session, HistogramRow), histogram_rows)
+        session.execute(sqlite.insert(HistogramRow), [
+            {"run_id": run_id, "name": n, "step": s, "layout": lay, "packed": v} for n, s, lay, v in histogram_rows])
 
     if stored_steps:
         _advance_run(session, run_id, first_by_step, stored_steps)
-        # Under the run's row lock taken just above, so blocks of one run merge one batch at a time.
-        by_step: dict[int, dict] = {}
-        for row in histogram_rows:
-            by_step.setdefault(row["step"], {})[row["name"]] = row["data"]
-        blocks.add_steps(session, run_id, [(r.step, r.scalars, by_step.get(r.step, {}))
-                                           for r in ordered if r.step in stored_steps])
+        # Under the run's row lock, so blocks of one run merge one batch at a time.
+        blocks.add_steps(session, run_id, [(r.step, r.scalars, hists[r.step])
+                                           for r in ordered if r.step in stored_steps], layouts)
         add_rollouts(session, run_id, [r for r in ordered if r.step in stored_steps and (r.rollouts or r.samples)])
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
@@ -106,15 +117,23 @@ def store_batch(
     return StoredBatch(result, [r for r in ordered if r.step in stored_steps])
 
 
-# On PostgreSQL a batch is one statement over one JSON document: the statement text never
-# changes (prepared once), and the rows cross the wire as a single parameter that the
-# server unpacks, instead of hundreds of escaped values.
+def _histogram_data(histogram) -> dict:
+    """A histogram as stored: the record's fields that are not null."""
+    return histogram if isinstance(histogram, dict) else histogram.model_dump(exclude_none=True)
+
+
+# On PostgreSQL a batch is one statement per table over arrays: the statement text never
+# changes (prepared once), the packed rows cross the wire as one binary parameter cut into
+# rows by the server (an array of bytea would be sent as escaped text), and the other
+# columns as array literals.
 _PG_INSERT_STEPS = text(
     """
-    INSERT INTO steps (run_id, step, time, scalars, nonfinite)
-    SELECT :run_id, r.step, r.time, r.scalars, r.nonfinite
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-         AS r(step bigint, time float8, scalars jsonb, nonfinite jsonb)
+    INSERT INTO steps (run_id, step, time, layout, packed, nonfinite)
+    SELECT :run_id, r.step, r.time, r.layout, substring(CAST(:blob AS bytea) FROM r.start FOR r.size),
+           CAST(:nonfinite AS jsonb) -> CAST(r.row AS text)
+    FROM unnest(CAST(:steps AS bigint[]), CAST(:times AS float8[]), CAST(:layouts AS int[]),
+                CAST(:starts AS int[]), CAST(:sizes AS int[])) WITH ORDINALITY
+         AS r(step, time, layout, start, size, row)
     ORDER BY r.step
     ON CONFLICT (run_id, step) DO NOTHING
     RETURNING step
@@ -122,24 +141,12 @@ _PG_INSERT_STEPS = text(
 )
 _PG_INSERT_HISTOGRAMS = text(
     """
-    INSERT INTO histograms (run_id, name, step, data)
-    SELECT :run_id, h.name, h.step, h.data
-    FROM json_to_recordset(CAST(:rows AS json)) AS h(name text, step bigint, data json)
+    INSERT INTO histograms (run_id, name, step, layout, packed)
+    SELECT :run_id, h.name, h.step, h.layout, substring(CAST(:blob AS bytea) FROM h.start FOR h.size)
+    FROM unnest(CAST(:names AS text[]), CAST(:steps AS bigint[]), CAST(:layouts AS int[]),
+                CAST(:starts AS int[]), CAST(:sizes AS int[])) AS h(name, step, layout, start, size)
     """
 )
-
-
-def _rows_json(rows: list[dict]) -> str:
-    return orjson.dumps(rows).decode()
-
-
-def _insert_steps_pg(session: Session, run_id: int, rows: list[dict]) -> set[int]:
-    params = {"run_id": run_id, "rows": _rows_json(rows)}
-    return set(session.scalars(_PG_INSERT_STEPS, params).all())
-
-
-def _insert_histograms_pg(session: Session, run_id: int, rows: list[dict]) -> None:
-    session.execute(_PG_INSERT_HISTOGRAMS, {"run_id": run_id, "rows": _rows_json(rows)})
 
 
 def _advance_run(
