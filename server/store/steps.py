@@ -118,8 +118,12 @@ def store_batch(
 
 
 def _histogram_data(histogram) -> dict:
-    """A histogram as stored: the record's fields that are not null."""
-    return histogram if isinstance(histogram, dict) else histogram.model_dump(exclude_none=True)
+    """A histogram as stored: the record's fields that are not null.
+
+    Read off the validated model's fields rather than model_dump(): they are plain lists,
+    numbers and a dict, so nothing needs converting, and dumping (which copies every count)
+    cost about a tenth of a batch's CPU."""
+    return histogram if isinstance(histogram, dict) else {k: v for k, v in histogram if v is not None}
 
 
 # On PostgreSQL a batch is one statement per table over arrays: the statement text never
