@@ -165,7 +165,7 @@ def layout(run_id: str | None = None, **_query):
 
 
 @callback(Output("run-rollouts", "children"), Input("run-adv-slider", "value"), Input("run-seen", "data"),
-          State("run-id", "data"))
+          State("run-id", "data"), prevent_initial_call=True)
 def show_rollouts(step, seen, run_id):
     if "rollouts" not in (seen or ()):
         return no_update
@@ -231,17 +231,16 @@ def refresh_series(_n, seen, state, run_id):
     api = client()
     held = state and state.get("run_id") == run_id
     try:
+        run = api.run(run_id)
+        regime = run_regime(api, run_id)
         if held and ctx.triggered_id == "run-seen":
-            run = api.run(run_id)
-            revealed = loading.reveal_series(api, run, state, charts, with_users, run_regime(api, run_id))
+            revealed = loading.reveal_series(api, run, state, charts, with_users, regime)
             if revealed is not None:
                 figs, user_figs, patch = revealed
                 other = _other(run_id, user_figs) if user_figs or (with_users and not state.get("users_loaded")) \
                     else no_update
                 return [figs.get(c, no_update) for c in chart_ids], nothing[1], other, patch, no_update
-        run = api.run(run_id)
-        regime = run_regime(api, run_id)
-        if held and ctx.triggered_id != "run-seen":
+        elif held:
             patched = loading.refresh_series(api, run, state, chart_ids, user_keys, regime)
             if patched is not None:
                 charts_patch, users_patch, new_state = patched
@@ -338,6 +337,8 @@ def show_step(step, run_id):
     Input("run-seen", "data"),
     State("run-diff-state", "data"),
     State("run-id", "data"),
+    # Nothing to read before the section comes into view; its clock starts after its first load.
+    prevent_initial_call=True,
     **_live("diff"),
 )
 def refresh_difficulty(_n, mode, seen, state, run_id):
@@ -356,6 +357,7 @@ def refresh_difficulty(_n, mode, seen, state, run_id):
     Input("run-seen", "data"),
     State("run-ent-state", "data"),
     State("run-id", "data"),
+    prevent_initial_call=True,
     **_live("ent"),
 )
 def refresh_entropy(_n, seen, state, run_id):
