@@ -28,6 +28,7 @@ def test_compare_reads_each_run_as_its_own_series_read_in_the_order_asked(api):
 @pytest.mark.parametrize("params", [
     {"runs": "x"}, {"runs": ""}, {"runs": ",".join(str(i) for i in range(1, 40))},
     {"runs": "1,2", "after": "5"}, {"runs": "1", "after": "-2"}, {"runs": "1", "keys": ",".join(f"k{i}" for i in range(300))},
+    {"runs": "1", "keys": "a\x00b"}, {"runs": "1", "keys": "x" * 300},
 ])
 def test_bad_compare_reads_are_told_why(api, params):
     reply = api.get("/compare", params=params)
