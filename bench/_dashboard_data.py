@@ -5,9 +5,9 @@
     1,000 runs × 10 steps      project "sweep" (the runs page's thousand runs)
 
 Every record is one the real hook wrote (`fadewatch.init(mode="offline")` + `run.log(...)`
-on a standard GRPO step: 43 scalars, 5 histograms), renumbered and with its scalars moved a
-little per run so charts differ; its sampled rollouts are left out (they are the rollout
-benchmark's subject and would make the dataset tens of gigabytes).
+on a standard GRPO step: 47 scalars, 5 histograms), renumbered and with its scalars moved a
+little per run so charts differ. Rollouts are not posted (they are the rollout benchmark's
+subject, and at 64 KB a step would make the dataset tens of gigabytes).
 """
 
 from __future__ import annotations
@@ -35,11 +35,8 @@ EXPECTED_RUNS = FLEET_RUNS + 1 + SWEEP_RUNS
 def hook_records(count: int, data_dir: Path) -> list[dict]:
     from storage import hook_templates
 
-    out = []
-    for record in hook_templates(count, data_dir):
-        record = {k: v for k, v in record.items() if k not in ("rollouts", "samples")}
-        out.append(record)
-    return out
+    return [{k: v for k, v in record.items() if k not in ("rollouts", "samples")}
+            for record in hook_templates(count, data_dir)]
 
 
 def _shift(record: dict, step: int, scale: float) -> dict:
