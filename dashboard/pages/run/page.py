@@ -312,21 +312,25 @@ def refresh_advantages(_n, state, run_id, selected):
     Output("run-adv-dist", "figure"),
     Input("run-adv-slider", "value"),
     State("run-id", "data"),
+    State("run-adv-state", "data"),
 )
-def show_step(step, run_id):
+def show_step(step, run_id, adv_state):
     if step is None:
         return empty_figure("no advantages histogram logged yet", height=280)
     api = client()
     try:
-        # The newest step at or before the chosen one that holds a histogram.
-        before = api.histograms(run_id, "advantages", max_steps=1, min_step=max(0, int(step) - 1000),
-                                max_step=int(step))
-        if before["steps"]:
-            last = before["steps"][-1]
-            before = api.histograms(run_id, "advantages", max_steps=1, min_step=last, max_step=last)
+        step = int(step)
+        # The newest step at or before the chosen one that holds a histogram: the heatmap's
+        # newest column is one (the slider follows it), any other step is looked up.
+        if not (adv_state and adv_state.get("run_id") == run_id and adv_state.get("last") == step):
+            before = api.histograms(run_id, "advantages", max_steps=1, min_step=max(0, step - 1000), max_step=step)
+            if not before["steps"]:
+                return distribution_figure(before, "advantage A")
+            step = before["steps"][-1]
+        found = api.histograms(run_id, "advantages", max_steps=1, min_step=step, max_step=step)
     except ServerError:
         return no_update
-    return distribution_figure(before, "advantage A")
+    return distribution_figure(found, "advantage A")
 
 
 @callback(
