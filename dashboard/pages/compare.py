@@ -15,7 +15,9 @@ from fadewatch.protocol.metrics import DIFFICULTY_PEAK, ENTROPY_MEAN, REWARD_MEA
 dash.register_page(__name__, path="/compare", name="Compare", title="fadewatch · compare", order=1)
 
 DEFAULT_METRICS = (REWARD_MEAN, ENTROPY_MEAN, SIGN_BALANCE, DIFFICULTY_PEAK)
-MAX_POINTS = 1000
+# Points per run and metric in a full load: about one per pixel of a chart half the page
+# wide. Drawing is what a compare page spends its time on (16 runs x 4 charts of lines).
+MAX_POINTS = 500
 
 
 def parse_ids(raw) -> list[int]:
