@@ -1,14 +1,21 @@
-"""The run page of a long run in a real browser: time to first complete render, bytes per refresh.
+"""The dashboard's pages in a real browser, cold and warm, and the bytes of a live refresh.
 
-Workload: one run of 100,000 steps (43 scalars, 2 histograms of 80 and 64 bins per step,
-2 sampled completions), ingested over the HTTP API, then its page opened in headless
-Chromium. "Complete" means every chart on the page holds its data (or its final "not
-logged" state): nothing still says "loading". Then a feeder posts one new step a second,
-as a training loop does, and every byte the page moves per refresh is counted (requests
-and answers, compressed, headers included).
+Workload (bench/_dashboard_data.py): PostgreSQL holding 200 runs × 1,000 steps, one run of
+100,000 steps and 1,000 runs of 10 steps, every record one the real hook wrote, posted over
+the HTTP API to one `fadewatch server`. Each page is opened in headless Chromium
+(1400 × 900) and timed from navigation to its first screen drawn:
 
-    .venv/bin/python bench/dashboard.py                        # SQLite, 100,000 steps
-    .venv/bin/python bench/dashboard.py --db postgresql --steps 20000 --loads 3
+    runs page        the table's rows with their trend images
+    run page         every chart in the first screen holding its data (none still "loading")
+    compare          every chart in the first screen holding all the compared runs
+
+"cold" is the first load in a fresh browser context (empty cache: Plotly's script is
+fetched and compiled); "warm" the median of the next loads in that context. Then a feeder
+posts one step a second to the 1,000-step run that the page shows, and every byte the page
+moves is counted (requests and answers, compressed, headers included) per refresh.
+
+    .venv/bin/python bench/dashboard.py                       # builds a scratch database, drops it after
+    .venv/bin/python bench/dashboard.py --keep-db fw_dash     # builds it once, reuses it on the next runs
 
 Needs Debian's chromium at /usr/bin/chromium (`make install` puts it there).
 """
@@ -16,93 +23,87 @@ Needs Debian's chromium at /usr/bin/chromium (`make install` puts it there).
 from __future__ import annotations
 
 import argparse
-import gzip
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _servers import fadewatch_server, scratch_postgres  # noqa: E402
-from streams import RunShape, records  # noqa: E402
+from _dashboard_data import EXPECTED_RUNS, build, find_runs, held_runs, hook_records  # noqa: E402
+from _servers import DEFAULT_PG, fadewatch_server, scratch_postgres  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-# Every chart drawn, none of them still showing the placeholder of a page being loaded.
-COMPLETE = """() => {
-  const graphs = [...document.querySelectorAll('.js-plotly-plot')];
-  if (graphs.length < 15 || !document.querySelector('#run-samples table, #run-samples p')) return false;
-  return graphs.every(g => g.data && !((g.layout.annotations || []).some(a => (a.text || '').includes('loading'))));
+VIEWPORT = {"width": 1400, "height": 900}
+COMPARED = 16
+
+# The charts of the first screen hold their data; nothing there still says "loading".
+FIRST_SCREEN_CHARTS = """(least) => {
+  const shown = [...document.querySelectorAll('.js-plotly-plot')]
+    .filter(g => g.getBoundingClientRect().top < window.innerHeight);
+  if (shown.length < least) return false;
+  return shown.every(g => g.data && g.data.length && g._fullLayout &&
+    !((g.layout.annotations || []).some(a => (a.text || '').includes('loading'))));
+}"""
+RUNS_TABLE = """() => {
+  const rows = document.querySelectorAll('#runs-table-el tbody tr');
+  if (rows.length < 50) return false;
+  return [...document.querySelectorAll('#runs-table-el img')].every(i => i.complete);
+}"""
+COMPARE_CHARTS = """(runs) => {
+  const shown = [...document.querySelectorAll('#compare-graphs .js-plotly-plot')]
+    .filter(g => g.getBoundingClientRect().top < window.innerHeight);
+  return shown.length >= 2 && shown.every(g => g.data && g.data.filter(t => (t.x || []).length).length >= runs);
 }"""
 
 
-def ingest(url: str, steps: int) -> tuple[int, float]:
-    with httpx.Client(base_url=f"{url}/api/v1", timeout=300) as api:
-        run_id = api.post("/runs", json={"project": "bench", "name": f"long-{steps}",
-                                         "config": {"steps": steps, "estimator": "grpo"}}).json()["id"]
-        started = time.perf_counter()
-        for batch in records(RunShape(steps=steps), batch_size=2000):
-            body = gzip.compress(orjson.dumps({"records": batch}), 1)
-            r = api.post(f"/runs/{run_id}/steps", content=body,
-                         headers={"content-type": "application/json", "content-encoding": "gzip"})
-            r.raise_for_status()
-        return run_id, time.perf_counter() - started
+@contextlib.contextmanager
+def database(keep: str | None):
+    """A scratch database dropped afterwards, or the kept one named `keep` (created if missing)."""
+    if not keep:
+        with scratch_postgres() as url:
+            yield url
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(os.environ.get("FADEWATCH_TEST_DATABASE_URL", DEFAULT_PG))
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": keep}):
+            conn.execute(text(f'CREATE DATABASE "{keep}"'))
+    admin.dispose()
+    yield admin_url.set(database=keep).render_as_string(hide_password=False)
 
 
-def server_cpu_seconds(url: str) -> float:
-    """CPU time used so far by the process listening on the server's port (Linux /proc)."""
-    port = httpx.URL(url).port
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
-                inodes.add(fields[9])
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if any(os.readlink(fd).strip("socket:[]") in inodes for fd in (proc / "fd").iterdir()):
-                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            continue
-    return float("nan")
-
-
-def render_times(page, url: str, loads: int) -> tuple[float, list[float], list[float], list[float]]:
-    """Seconds from navigation to a complete page: the first (cold cache) load, then warm ones;
-    with the CPU seconds the browser's page and the server spent on each warm load."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Performance.enable")
-    times, browser_cpu, server_cpu = [], [], []
-    for i in range(loads + 1):
+def time_page(browser, url: str, check: str, arg, loads: int) -> tuple[float, list[float]]:
+    """Seconds to the first screen: the cold load in a fresh context, then `loads` warm ones."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    times = []
+    for _ in range(loads + 1):
         page.goto("about:blank")
-        before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-        served = server_cpu_seconds(url)
         page.goto(url, wait_until="commit")
-        page.wait_for_function(COMPLETE, polling="raf", timeout=120_000)
+        page.wait_for_function(check, arg=arg, polling="raf", timeout=120_000)
         times.append(page.evaluate("performance.now()") / 1000)
-        after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-        if i:
-            browser_cpu.append(after["TaskDuration"] - before.get("TaskDuration", 0.0))
-            server_cpu.append(server_cpu_seconds(url) - served)
-    return times[0], times[1:], browser_cpu, server_cpu
+    context.close()
+    return times[0], times[1:]
 
 
 class Traffic:
     """Bytes the page exchanges with the dashboard, and its refresh ticks, from DevTools events."""
 
-    def __init__(self, page):
+    def __init__(self, page, clock: str):
         self.sent = self.received = 0
         self.ticks: set[int] = set()
+        self.clock = clock
         self.lock = threading.Lock()
         cdp = page.context.new_cdp_session(page)
         cdp.send("Network.enable")
@@ -114,10 +115,9 @@ class Traffic:
         body = req.get("postData") or ""
         with self.lock:
             self.sent += len(body.encode()) + sum(len(k) + len(v) + 4 for k, v in req.get("headers", {}).items())
-            if '"run-interval.n_intervals"' in body and '"changedPropIds"' in body:
+            if f'"{self.clock}.n_intervals"' in body:
                 try:
-                    inputs = orjson.loads(body)["inputs"]
-                    tick = next(i["value"] for i in inputs if i.get("id") == "run-interval")
+                    tick = next(i["value"] for i in orjson.loads(body)["inputs"] if i.get("id") == self.clock)
                     self.ticks.add(int(tick))
                 except (ValueError, KeyError, StopIteration, TypeError):
                     pass
@@ -132,69 +132,84 @@ class Traffic:
             self.ticks = set()
 
 
-def feed(url: str, run_id: int, first_step: int, seconds: float, stop: threading.Event) -> int:
+def feed(url: str, run_id: int, template: dict, first_step: int, stop: threading.Event) -> int:
     """One new step a second, like a training loop logging every step; returns the last step."""
-    rng_shape = RunShape(steps=first_step + int(seconds) + 10)
     step = first_step
     with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
-        for batch in records(rng_shape, batch_size=1, start=first_step):
-            if stop.is_set():
-                break
-            api.post(f"/runs/{run_id}/steps", json={"records": batch}).raise_for_status()
-            step = batch[0]["step"]
+        while not stop.is_set():
+            step += 1
+            api.post(f"/runs/{run_id}/steps", json={"records": [{**template, "step": step, "time": time.time()}]}
+                     ).raise_for_status()
             stop.wait(1.0)
     return step
 
 
+def live_refresh(browser, url: str, run_id: int, last_step: int, template: dict, seconds: float) -> str:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    traffic = Traffic(page, "run-series-interval")
+    page.goto(f"{url}/runs/{run_id}")
+    page.wait_for_function(FIRST_SCREEN_CHARTS, arg=3, polling="raf", timeout=120_000)
+    page.wait_for_timeout(3000)  # the first full loads of every live section are in
+    traffic.reset()
+    stop = threading.Event()
+    result: dict = {}
+    feeder = threading.Thread(target=lambda: result.setdefault("last", feed(url, run_id, template, last_step, stop)))
+    feeder.start()
+    page.wait_for_timeout(seconds * 1000)
+    stop.set()
+    feeder.join()
+    page.wait_for_function("s => (document.getElementById('run-meta') || {}).textContent.includes(s)",
+                           arg=f"step {result['last']:,}", timeout=30_000)
+    ticks = max(len(traffic.ticks), 1)
+    total = traffic.sent + traffic.received
+    context.close()
+    return (f"{total / ticks / 1000:.1f} KB per refresh ({traffic.received / ticks / 1000:.1f} KB received, "
+            f"{traffic.sent / ticks / 1000:.1f} KB sent; {ticks} refreshes in {seconds:.0f} s, 1 new step/s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--loads", type=int, default=5, help="warm page loads to time after the cold one")
+    parser.add_argument("--keep-db", metavar="NAME", help="build the dataset into this database once and keep it")
+    parser.add_argument("--loads", type=int, default=5, help="warm loads to time after the cold one")
     parser.add_argument("--live-seconds", type=float, default=30.0)
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, \
-            (scratch_postgres() if args.db == "postgresql" else nullcontext(f"sqlite:///{tmp}/bench.db")) as db_url, \
+    with tempfile.TemporaryDirectory() as tmp, database(args.keep_db) as db_url, \
             fadewatch_server(db_url, Path(tmp)) as url:
-        run_id, seconds = ingest(url, args.steps)
-        print(f"ingest: {args.steps:,} steps with 2 histograms each in {seconds:.1f} s "
-              f"({args.steps / seconds:,.0f} steps/s) on {args.db}")
-        page_url = f"{url}/runs/{run_id}"
+        held = held_runs(url)
+        if held == 0:
+            seconds = build(url, Path(tmp))
+            print(f"dataset: {EXPECTED_RUNS:,} runs posted in {seconds:.0f} s")
+        elif held != EXPECTED_RUNS:
+            raise SystemExit(f"the database holds {held} runs, not the benchmark's {EXPECTED_RUNS}: drop it")
+        runs = find_runs(url)
+        long_id, fleet = runs["long"][0], runs["fleet"]
+        pages = [
+            ("runs page (1,201 runs)", f"{url}/", RUNS_TABLE, None),
+            ("run page, 1,000 steps", f"{url}/runs/{fleet[0]}", FIRST_SCREEN_CHARTS, 3),
+            ("run page, 100,000 steps", f"{url}/runs/{long_id}", FIRST_SCREEN_CHARTS, 3),
+            (f"compare of {COMPARED} runs", f"{url}/compare?runs={','.join(map(str, fleet[:COMPARED]))}",
+             COMPARE_CHARTS, COMPARED),
+        ]
+        rows = []
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            cold, warm, browser_cpu, server_cpu = render_times(page, page_url, args.loads)
-            print(f"run page, first complete render: cold cache {cold:.2f} s; warm cache median "
-                  f"{statistics.median(warm):.2f} s (min {min(warm):.2f}, max {max(warm):.2f}, n={len(warm)}); "
-                  f"CPU per warm load: page {statistics.median(browser_cpu):.2f} s, "
-                  f"server {statistics.median(server_cpu):.2f} s; load average {os.getloadavg()[0]:.1f} "
-                  f"on {os.cpu_count()} cores")
-
-            traffic = Traffic(page)
-            page.goto(page_url)
-            page.wait_for_function(COMPLETE, polling="raf", timeout=120_000)
-            traffic.reset()
-            stop = threading.Event()
-            result: dict = {}
-            feeder = threading.Thread(target=lambda: result.setdefault(
-                "last", feed(url, run_id, args.steps, args.live_seconds, stop)))
-            feeder.start()
-            page.wait_for_timeout(args.live_seconds * 1000)
-            stop.set()
-            feeder.join()
-            last = result["last"]
-            page.wait_for_function(
-                "s => (document.getElementById('run-meta') || {}).textContent.includes(s)",
-                arg=f"step {last:,}", timeout=30_000)
-            ticks = max(len(traffic.ticks), 1)
-            total = traffic.sent + traffic.received
-            print(f"live refresh: {ticks} refreshes in {args.live_seconds:.0f} s, new steps up to {last:,} shown; "
-                  f"{total / ticks / 1000:.1f} KB per refresh ({traffic.received / ticks / 1000:.1f} KB received, "
-                  f"{traffic.sent / ticks / 1000:.1f} KB sent)")
+            for name, page_url, check, arg in pages:
+                cold, warm = time_page(browser, page_url, check, arg, args.loads)
+                rows.append((name, cold, warm))
+                print(f"  {name}: cold {cold:.2f} s, warm {statistics.median(warm):.2f} s", flush=True)
+            template = hook_records(1, Path(tmp) / "live")[0]
+            last = httpx.get(f"{url}/api/v1/runs/{fleet[3]}", timeout=30).json()["last_step"]
+            live = live_refresh(browser, url, fleet[3], last, template, args.live_seconds)
             browser.close()
+        print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; warm: median of {args.loads}\n")
+        print("| page | warm | cold | warm loads (min–max) |\n|---|---|---|---|")
+        for name, cold, warm in rows:
+            print(f"| {name} | {statistics.median(warm):.2f} s | {cold:.2f} s | {min(warm):.2f}–{max(warm):.2f} s |")
+        print(f"\nlive refresh of a run page: {live}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ from fadewatch.server.http.rate_limit import rate_limiter_for
 from fadewatch.server.http.security_headers import SecurityHeadersMiddleware
 from fadewatch.server.alerts.evaluation.engine import AlertContext
 from fadewatch.server.alerts.evaluation.rulefile import load_rules_file
-from fadewatch.server.routes import (alerts, channels, health, projects, rollouts, run_alerts, rules, runs, silences,
-                                     steps)
+from fadewatch.server.routes import (alerts, channels, compare, health, projects, rollouts, run_alerts, rules, runs,
+                                     silences, steps)
 from fadewatch.server.settings import ServerSettings, get_settings
 
 __all__ = ["create_app", "prepare_database", "alert_context"]
@@ -131,6 +131,7 @@ def create_app(
     app.include_router(rollouts.router, prefix=API_PREFIX)
     app.include_router(run_alerts.router, prefix=API_PREFIX)
     app.include_router(projects.router, prefix=API_PREFIX)
+    app.include_router(compare.router, prefix=API_PREFIX)
     for router in (alerts.router, rules.router, channels.router, silences.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)

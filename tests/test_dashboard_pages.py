@@ -109,6 +109,7 @@ def test_user_text_is_shown_as_text_and_never_runs(page, api, dashboard_server):
     page.goto(f"{dashboard_server.url}/runs/{run_id}")
     page.wait_for_selector(f"#run-name >> text={XSS}")
     wait_for_graph(page, series_id("reward"), "g.data.some(t => t.x.length === 5)")
+    page.locator("#run-rollouts").scroll_into_view_if_needed()  # the section loads once scrolled to
     page.wait_for_selector("#run-rollouts >> text=window.__xss=2")
     config_text = page.inner_text("#run-config")
     assert XSS in config_text and "<script>window.__xss=2</script>" in config_text

@@ -81,6 +81,7 @@ def _shown(page) -> list[str]:
 def test_a_heatmap_cell_opens_that_steps_rollouts_of_that_bin(page, seeded, dashboard_server):
     page.goto(f"{dashboard_server.url}/runs/{seeded}")
     wait_for_graph(page, "run-adv-heatmap", "g.data.some(t => t.type === 'heatmap' && t.x.length === 10)")
+    page.locator("#run-rollouts").scroll_into_view_if_needed()  # the section loads once scrolled to
     page.wait_for_selector("#run-rollouts >> text=s9 a 0")  # the preview follows the newest step
     _click_cell(page, "run-adv-heatmap", 5, 1.55)  # the bin [1.5, 1.6) at step 5
     page.wait_for_url("**/runs/*/rollouts?*")

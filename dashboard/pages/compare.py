@@ -15,7 +15,9 @@ from fadewatch.protocol.metrics import DIFFICULTY_PEAK, ENTROPY_MEAN, REWARD_MEA
 dash.register_page(__name__, path="/compare", name="Compare", title="fadewatch · compare", order=1)
 
 DEFAULT_METRICS = (REWARD_MEAN, ENTROPY_MEAN, SIGN_BALANCE, DIFFICULTY_PEAK)
-MAX_POINTS = 1000
+# Points per run and metric in a full load: about one per pixel of a chart half the page
+# wide. Drawing is what a compare page spends its time on (16 runs x 4 charts of lines).
+MAX_POINTS = 500
 
 
 def parse_ids(raw) -> list[int]:
@@ -34,17 +36,36 @@ def _metric_options(runs: list[dict]) -> list[str]:
     return sorted(keys)
 
 
+OPTION_RUNS = 50  # runs offered in the picker at a time: the newest, or those matching what is typed
+
+
+def _option(run: dict) -> dict:
+    return {"label": f"{run['name']} (#{run['id']}, {run['project']})", "value": run["id"]}
+
+
+def _read(api, run_ids, metrics=(), after=None) -> dict:
+    """The runs (and their series of `metrics`) in one request: {"runs": [...], "series": [...]}."""
+    if not run_ids:
+        return {"runs": [], "series": []}
+    params = {"runs": ",".join(str(int(i)) for i in run_ids), "keys": ",".join(metrics) or None}
+    if metrics:
+        params["max_points"] = MAX_POINTS
+    if after is not None:
+        params["after"] = ",".join(str(a) for a in after)
+    return api.get("/compare", **params)
+
+
 def layout(runs: str | None = None, metrics: str | None = None, **_query):
     ids = parse_ids(runs)
     try:
-        every = client().runs(limit=5000)
+        chosen = _read(client(), ids)["runs"]  # in the order the link gives
+        newest = client().runs(limit=OPTION_RUNS)
     except ServerError as exc:
         return error_state(exc)
-    by_id = {r["id"]: r for r in every}
-    chosen = [by_id[i] for i in ids if i in by_id]  # in the order the link gives
     keys = _metric_options(chosen)
     wanted = [m for m in (metrics or "").split(",") if m in keys] or [m for m in DEFAULT_METRICS if m in keys] \
         or keys[:1]
+    held = {r["id"] for r in chosen}
     return html.Div([
         html.H1("Compare runs", className="fw-title"),
         html.P("One chart per metric, every run in its own colour (the same on every page), aligned by step.",
@@ -52,7 +73,7 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
         html.Div(className="fw-toolbar", children=[
             html.Div([html.Label("Runs", htmlFor="compare-runs"), dcc.Dropdown(
                 id="compare-runs", multi=True, value=[r["id"] for r in chosen], placeholder="pick runs",
-                options=[{"label": f"{r['name']} (#{r['id']}, {r['project']})", "value": r["id"]} for r in every],
+                options=[_option(r) for r in chosen] + [_option(r) for r in newest if r["id"] not in held],
             )], className="fw-field", style={"minWidth": "380px", "flex": "1"}),
             html.Div([html.Label("Metrics", htmlFor="compare-metrics"), dcc.Dropdown(
                 id="compare-metrics", multi=True, value=wanted, options=keys, placeholder="pick metrics",
@@ -66,6 +87,24 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
 
 
 @callback(
+    Output("compare-runs", "options"),
+    Input("compare-runs", "search_value"),
+    State("compare-runs", "value"),
+    State("compare-runs", "options"),
+    prevent_initial_call=True,
+)
+def search_runs(typed, picked, options):
+    """The picker offers the runs matching what is typed (the server filters), and keeps the picked."""
+    try:
+        found = client().get("/runs", q=(typed or "").strip() or None, limit=OPTION_RUNS)["runs"]
+    except ServerError:
+        return no_update
+    kept = [o for o in options or [] if o["value"] in set(picked or ())]
+    held = {o["value"] for o in kept}
+    return kept + [_option(r) for r in found if r["id"] not in held]
+
+
+@callback(
     Output("compare-metrics", "options"),
     Output("compare-link", "children"),
     Input("compare-runs", "value"),
@@ -73,7 +112,7 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
 )
 def metric_options(run_ids, metrics):
     try:
-        runs = [r for r in client().runs(limit=5000) if r["id"] in (run_ids or [])]
+        runs = _read(client(), run_ids or [])["runs"]
     except ServerError:
         return no_update, no_update
     ids = ",".join(str(i) for i in run_ids or [])
@@ -82,18 +121,16 @@ def metric_options(run_ids, metrics):
 
 
 def _full(api, run_ids, metrics):
-    runs = [api.run(i) for i in run_ids]
-    last = {}
-    per_run = {}
-    for run in runs:
-        data = api.series(run["id"], metrics, max_points=MAX_POINTS)
-        per_run[run["id"]] = data["series"]
-        last[str(run["id"])] = data["last_step"]
+    body = _read(api, run_ids, metrics)
+    runs = body["runs"]
+    per_run = {data["run_id"]: data["series"] for data in body["series"]}
+    last = {str(data["run_id"]): data["last_step"] for data in body["series"]}
     graphs = [graph({"type": "compare-graph", "metric": m},
                     compare_figure(m, [(run, per_run[run["id"]].get(m)) for run in runs]))
               for m in metrics]
     points = {str(r["id"]): max((len(p["steps"]) for p in per_run[r["id"]].values()), default=0) for r in runs}
-    return graphs, {"runs": run_ids, "metrics": metrics, "last": last, "points": points}
+    return graphs, {"runs": run_ids, "metrics": metrics, "last": last, "points": points,
+                    "shown": [r["id"] for r in runs]}
 
 
 @callback(
@@ -124,13 +161,17 @@ def refresh_compare(_n, run_ids, metrics, state):
         patches = {m: dash.Patch() for m in metrics}
         changed = False
         last, points = dict(state["last"]), dict(state["points"])
-        for i, rid in enumerate(run_ids):
-            run = api.run(rid)
-            since = last.get(str(rid))
-            if run["last_step"] is None or (since is not None and run["last_step"] <= since):
-                continue
-            data = api.series(rid, metrics, max_points=MAX_POINTS, min_step=None if since is None else since + 1)
+        shown = state.get("shown", run_ids)
+        since = [last.get(str(rid)) for rid in shown]
+        body = _read(api, shown, metrics, after=[-1 if s is None else s for s in since])
+        if [r["id"] for r in body["runs"]] != shown:  # a run went away: draw again
+            graphs, new_state = _full(api, run_ids, metrics)
+            return graphs, nothing, new_state
+        for i, data in enumerate(body["series"]):
+            rid = data["run_id"]
             grown = max((len(p["steps"]) for p in data["series"].values()), default=0)
+            if not grown:
+                continue
             if data["downsampled"] or points.get(str(rid), 0) + grown > 2 * MAX_POINTS:
                 graphs, new_state = _full(api, run_ids, metrics)
                 return graphs, nothing, new_state

@@ -74,6 +74,9 @@ def graph_data(page, graph_id: str) -> dict | None:
 
 
 def wait_for_graph(page, graph_id: str, condition: str, timeout: float = 20_000) -> None:
-    """Wait until `condition`, a JS expression over `g` (as graph_data returns it), holds."""
+    """Wait until `condition`, a JS expression over `g` (as graph_data returns it), holds; the chart
+    is scrolled into view first, as a reader would (charts below the fold load only then)."""
+    page.wait_for_function("(id) => { const h = document.getElementById(id); if (h) h.scrollIntoView({block: 'center'});"
+                           " return !!h; }", arg=graph_id, timeout=timeout)
     page.wait_for_function(f"(id) => {{ const g = ({_DATA})(id); return !!g && ({condition}); }}",
                            arg=graph_id, timeout=timeout)
