@@ -20,8 +20,9 @@ PUBLIC_HOOK = "http://93.184.216.34/hook"
 MARKERS = ("alpha-secret-run", "alpha-config-marker", "alpha-completion-marker", "alpha-hook-name",
            "alpha_rule", "alpha-silence-comment", "alpha_metric")
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
-# Lists of what the caller may see: answered for every token, holding only its own project's data.
-OWN_LISTS = {("GET", "/api/v1/projects")}
+# Lists of what the caller may see: answered for every token, holding only its own project's data
+# (compare leaves out the runs of other projects).
+OWN_LISTS = {("GET", "/api/v1/projects"), ("GET", "/api/v1/compare")}
 
 
 def _client(server, secret: str) -> httpx.Client:
@@ -67,6 +68,7 @@ CALLS: dict[tuple[str, str], tuple[dict, dict | None]] = {
     ("GET", "/api/v1/runs/{run_id}/alert-markers"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/forecast"): ({}, None),
     ("GET", "/api/v1/runs/{run_id}/regime"): ({}, None),
+    ("GET", "/api/v1/compare"): ({"runs": "{run_id}", "keys": "loss,alpha_metric"}, None),
     ("GET", "/api/v1/projects"): ({}, None),
     ("GET", "/api/v1/alerts"): ({"project": PROJECT}, None),
     ("GET", "/api/v1/alerts/{alert_id}"): ({}, None),
@@ -101,7 +103,9 @@ def _operations(c: httpx.Client) -> set[tuple[str, str]]:
 def _call(c: httpx.Client, op: tuple[str, str], ids: dict, **path_overrides) -> httpx.Response:
     method, template = op
     params, body = CALLS[op]
-    return c.request(method, template.format(**{**ids, **path_overrides}), params=params, json=body)
+    fill = {**ids, **path_overrides}
+    params = {k: v.format(**fill) for k, v in params.items()}
+    return c.request(method, template.format(**fill), params=params, json=body)
 
 
 def _leaks(response: httpx.Response) -> list[str]:

@@ -9,18 +9,18 @@ others.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field
 
-from fadewatch.protocol.limits import MAX_KEYS_CHARS, MAX_KEYS_PER_REQUEST, MAX_NAME_LENGTH, MAX_STEP
+from fadewatch.protocol.limits import MAX_KEYS_CHARS, MAX_KEYS_PER_REQUEST, MAX_STEP
 from fadewatch.server.deps import DatabaseDep, PrincipalDep, SettingsDep
-from fadewatch.server.schemas import MetricName, RunOut, SeriesOut
+from fadewatch.server.routes.steps import metric_names
+from fadewatch.server.schemas import RunOut, SeriesOut
 from fadewatch.server.store import reads, runs
 from fadewatch.server.store.errors import NotFound
 
 router = APIRouter(prefix="/compare", tags=["steps"])
 
 MAX_RUNS = 32
-_METRIC_NAME = TypeAdapter(MetricName)
 
 
 class CompareOut(BaseModel):
@@ -38,21 +38,6 @@ def _ints(raw: str, what: str, upper: int, lower: int = 0) -> list[int]:
     return values
 
 
-def _key_names(raw: str) -> list[str]:
-    """The scalar names asked for, checked as GET /runs/{id}/series checks them."""
-    names = list(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
-    if len(names) > MAX_KEYS_PER_REQUEST:
-        raise HTTPException(422, f"keys: at most {MAX_KEYS_PER_REQUEST} names")
-    for name in names:
-        if len(name) > MAX_NAME_LENGTH:
-            raise HTTPException(422, f"keys: a name is longer than {MAX_NAME_LENGTH} characters")
-        try:
-            _METRIC_NAME.validate_python(name)
-        except ValidationError as exc:
-            raise HTTPException(422, f"{name!r} in keys is not a metric name: {exc.errors()[0]['msg']}") from None
-    return names
-
-
 @router.get("", response_model=CompareOut)
 def compare(
     db: DatabaseDep,
@@ -68,7 +53,7 @@ def compare(
     ids = list(dict.fromkeys(_ints(runs_, "runs", 2**31 - 1)))
     if not ids or len(ids) > MAX_RUNS:
         raise HTTPException(422, f"runs: between 1 and {MAX_RUNS} run ids")
-    names = _key_names(keys)
+    names = metric_names(keys, "keys", MAX_KEYS_PER_REQUEST, "keys=loss,entropy/mean", required=False)
     since = _ints(after, "after", MAX_STEP, lower=-1) if after else []
     if since and len(since) != len(ids):
         raise HTTPException(422, "after: one step per run, in the order of runs")

@@ -55,9 +55,10 @@ async def ingest_steps(
     return await run_in_threadpool(work)
 
 
-def _names(raw: str, what: str, limit: int, example: str) -> list[str]:
+def metric_names(raw: str, what: str, limit: int, example: str, required: bool = True) -> list[str]:
+    """The comma-separated metric names of a read's query, each checked as a stored name."""
     keys = list(dict.fromkeys(k.strip() for k in raw.split(",") if k.strip()))
-    if not keys:
+    if not keys and required:
         raise HTTPException(422, f"{what} must name at least one metric, e.g. {example}")
     if len(keys) > limit:
         raise HTTPException(422, f"at most {limit} names in {what} per request")
@@ -74,7 +75,7 @@ def _names(raw: str, what: str, limit: int, example: str) -> list[str]:
 
 
 def _keys(raw: str) -> list[str]:
-    return _names(raw, "keys", limit=MAX_KEYS_PER_REQUEST, example="keys=loss,entropy/mean")
+    return metric_names(raw, "keys", limit=MAX_KEYS_PER_REQUEST, example="keys=loss,entropy/mean")
 
 
 @router.get("/series", response_model=SeriesOut)
@@ -108,6 +109,6 @@ def read_histograms(
 ) -> HistogramMatrix:
     """A histogram over steps as a matrix; neighbouring steps merge by adding counts."""
     columns = min(max_steps or 200, settings.max_points_limit)
-    names = _names(name, "name", limit=MAX_HISTOGRAMS_PER_READ, example="name=difficulty/mass_pos,difficulty/mass_neg")
+    names = metric_names(name, "name", limit=MAX_HISTOGRAMS_PER_READ, example="name=difficulty/mass_pos,difficulty/mass_neg")
     with db.transaction() as session:
         return reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)
