@@ -99,6 +99,12 @@ class EarlyWarningParams(Params):
     # clear_factor x horizon steps.
     clear_z: float = Field(1.0, ge=0, allow_inf_nan=False)
     clear_factor: float = Field(3.0, ge=1, allow_inf_nan=False)
+    # The episode's hysteresis: a forecast that has tripped clears only once entropy has also
+    # recovered toward where it stood when the forecast first tripped (the anchor): its fit back
+    # above collapse level + clear_recovery x (anchor - collapse level); None: the forecast alone.
+    # A fall that stops is not a recovery: on the detection corpus a FADE run warned as its
+    # entropy first fell, held still for over 100 steps, then collapsed.
+    clear_recovery: float | None = Field(1.0, ge=0, le=1, allow_inf_nan=False)
     # The sign mechanism: failure-heavy mass props entropy up (the FADE paper), so a fall under it
     # (smoothed sign balance below -failure_heavy) is followed this much less far ahead.
     balance_metric: MetricName = metrics.SIGN_BALANCE
@@ -160,7 +166,7 @@ def _horizon(p: EarlyWarningParams, mem: dict) -> int:
 
 
 def _trend_verdict(p: EarlyWarningParams, f: Projection, base: float, horizon: int) -> tuple[bool, bool]:
-    """(trips, clears) of the forecast."""
+    """(trips, clears) of the forecast alone."""
     if f["fit"] <= f["level"]:
         return True, False  # at the level already: the warning holds until entropy recovers
     falling = f["t"] <= -p.trend_min_z and f["slope"] < 0 and f["fit"] <= (1 - p.min_drop) * base
@@ -169,6 +175,32 @@ def _trend_verdict(p: EarlyWarningParams, f: Projection, base: float, horizon: i
     central = f["projected_step"]
     far = central is None or central - f["step"] > p.clear_factor * horizon
     return hit, f["t"] > -p.clear_z or far
+
+
+def _recovered(p: EarlyWarningParams, mem: dict, f: Projection, hit: bool, cleared: bool) -> bool:
+    """The episode's hysteresis. The first tripping step anchors the episode at the entropy it read
+    (mem["ea"]); while anchored, a clear forecast clears only once the fit is back up toward the anchor,
+    and that recovery forgets the anchor. A tripping streak too short to fire leaves its anchor too:
+    the next warning then clears against where that fall began, the stricter reading."""
+    if p.clear_recovery is None:
+        return True
+    if hit:
+        mem.setdefault("ea", f["fit"])
+        return False
+    level = _recovery_level(p, mem, f["level"])
+    if level is None:
+        return True
+    back = f["fit"] >= level
+    if back and cleared:
+        del mem["ea"]
+    return back
+
+
+def _recovery_level(p: EarlyWarningParams, mem: dict, collapse: float) -> float | None:
+    anchor = mem.get("ea")
+    if anchor is None or p.clear_recovery is None:
+        return None
+    return collapse + p.clear_recovery * (anchor - collapse)
 
 
 def early_warning_forecast(p: EarlyWarningParams, mem: dict) -> dict | None:
@@ -240,10 +272,14 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
             clear = False
     if f is not None:
         hit, cleared = _trend_verdict(p, f, base, _horizon(p, mem))
+        recovered = _recovered(p, mem, f, hit, cleared)
+        cleared = cleared and recovered
         values.update(entropy_fit=f["fit"], slope=f["slope"], slope_now=f["slope"], trend_z=f["t"],
                       projected_step=f["projected_step"], early_step=f["early_step"], late_step=f["late_step"],
                       steps_to_level=f["steps_to_level"], collapse_level=f["level"], baseline=base,
                       horizon=_horizon(p, mem))
+        if "ea" in mem:
+            values["recovery_level"] = _recovery_level(p, mem, f["level"])
         if hit:
             values["signals"].append("trend")
         clear = clear and cleared
@@ -267,4 +303,7 @@ def describe_early(v: dict, p) -> str:
             parts.append(f"entropy reaches the collapse level {fmt(v['collapse_level'])} in about "
                          f"{v['steps_to_level']} steps, at step {v['projected_step']} (between {v['early_step']} "
                          f"and {late}), falling {fmt(-v['slope'])} a step")
+    if not parts and v.get("recovery_level") is not None and v.get("entropy_fit") is not None:
+        return (f"entropy is no longer falling toward the collapse level, but {fmt(v['entropy_fit'])} has not "
+                f"recovered to {fmt(v['recovery_level'])}, where this warning began")
     return "; ".join(parts) or "entropy is no longer heading for the collapse level"
