@@ -4,6 +4,7 @@
     .venv-bench/bin/python bench/detection.py --half report   # the half the rules were not tuned on
     .venv-bench/bin/python bench/detection.py --runs          # and the table of runs and labels
     .venv-bench/bin/python bench/detection.py --forecasts     # and the forecast models side by side
+    .venv-bench/bin/python bench/detection.py --rules r.yaml  # other settings (a server rule file) on the same runs
 
 The corpus (bench/_corpus.py) is generated once and cached under bench/results/corpus/, one
 file a run; delete a file to generate that run again. fadewatch's default rules see each
@@ -32,6 +33,8 @@ from _corpus import FOLLOW_UP, load_corpus  # noqa: E402
 from _forecasts import compare  # noqa: E402
 from _replay import RLWATCH, FadewatchReplay, rlwatch_replay  # noqa: E402
 
+from fadewatch.server.alerts.evaluation.rulefile import load_rules_file  # noqa: E402
+
 CACHE = Path(__file__).resolve().parent / "results" / "corpus"
 ALL = frozenset({"collapse", "geometry", "nonfinite", "heavy_tails"})
 COVERS = {
@@ -43,9 +46,10 @@ COVERS = {
 }
 
 
-def replay_all(runs: list[dict], log=print) -> None:
-    """run["fadewatch"], run["rlwatch"]: per rule, episodes and notifications in the run's window."""
-    replay = FadewatchReplay()
+def replay_all(runs: list[dict], file_rules=()) -> None:
+    """run["fadewatch"], run["rlwatch"]: per rule, episodes and notifications in the run's window;
+    ``file_rules`` override the defaults by name, as the server's rule file does."""
+    replay = FadewatchReplay(file_rules)
     try:
         for run in runs:
             run["fadewatch"] = replay.run(run["rows"], run["window"])
@@ -140,7 +144,10 @@ def main() -> None:
     parser.add_argument("--cached", action="store_true", help="only the runs already cached; generate none")
     parser.add_argument("--forecasts", action="store_true",
                         help="also compare the served forecast with the mechanism-calibrated one (tune half)")
+    parser.add_argument("--rules", type=Path, default=None,
+                        help="a rule file (as `fadewatch server --rules`): its rules replace the defaults of that name")
     args = parser.parse_args()
+    file_rules = load_rules_file(args.rules) if args.rules else []
     started = time.perf_counter()
     runs = load_corpus(CACHE, log=lambda m: print(m, file=sys.stderr, flush=True), only=args.only,
                        generate=not args.cached)
@@ -149,7 +156,7 @@ def main() -> None:
           f"{sum(r['label'] == 'problem' for r in runs)} with a problem in the window, "
           f"{sum(r['label'] == 'late' for r in runs)} with one in the {FOLLOW_UP}-step follow-up only); "
           f"generating it took {generated / 60:.1f} min", flush=True)
-    replay_all(runs)
+    replay_all(runs, file_rules)
     if args.runs:
         print("\n" + "\n".join(describe(runs)))
     for half in ("tune", "report") if args.half == "both" else (args.half,):

@@ -131,6 +131,32 @@ def test_early_warning_stays_silent_on_a_fast_fall_that_levels_off(plateau, tau)
     assert replay("entropy_early_warning", {"entropy/mean": entropy})[0] == []
 
 
+def test_early_warning_holds_through_a_stalled_fall_and_clears_once_entropy_recovers():
+    # A fall from step 20 fires the warning at 101; it stops at 1.11 for 200 steps, then falls again
+    # (FADE at learning rate 4 on the detection corpus). The forecast alone clears during the stall
+    # and fires a second episode; the episode's hysteresis holds until entropy is back above
+    # clear_fraction x baseline = 0.9 x 2.0 (where a warning could not begin).
+    fall_and_stall = [2.0] * 20 + [2.0 - 0.01 * i for i in range(90)] + [1.11] * 200
+
+    def stream(tail):
+        entropy = fall_and_stall + tail
+        return {"entropy/mean": [x + w for x, w in zip(entropy, wobble(len(entropy), 0.002, seed=3))]}
+
+    resumed = stream([1.11 - 0.01 * i for i in range(1, 60)])
+    forecast_alone = {"name": "ew", "detector": "entropy_early_warning", "params": {"clear_fraction": None},
+                      "for_steps": 6, "keep_firing_steps": 100}
+    assert [k for k, _ in replay(forecast_alone, resumed)[0]] == ["firing", "resolved", "firing"]
+    transitions, t = replay("entropy_early_warning", resumed)
+    assert transitions == [("firing", 101)] and t.values["clear_level"] == pytest.approx(1.8, abs=1e-3)
+    # Climbing back part of the way (to 1.6) is not a recovery; back at 1.9, the hold (100 clear
+    # steps) runs and the episode ends.
+    assert replay("entropy_early_warning", stream([1.6] * 150))[0] == [("firing", 101)]
+    transitions, _ = replay("entropy_early_warning", stream([1.9] * 150))
+    assert [k for k, _ in transitions] == ["firing", "resolved"] and 410 < transitions[1][1] <= 430
+    with pytest.raises(ValueError, match="clear_fraction must be above fraction"):
+        _rule({"name": "ew", "detector": "entropy_early_warning", "params": {"clear_fraction": 0.2}})
+
+
 def test_early_warning_stays_silent_on_noise_and_a_flat_entropy():
     stream = {"entropy/cov_logp_adv": wobble(300, 0.05, seed=3),
               "entropy/mean": [1.5 + w for w in wobble(300, 0.05, seed=5)]}

@@ -99,6 +99,13 @@ class EarlyWarningParams(Params):
     # clear_factor x horizon steps.
     clear_z: float = Field(1.0, ge=0, allow_inf_nan=False)
     clear_factor: float = Field(3.0, ge=1, allow_inf_nan=False)
+    # The episode's hysteresis: once the forecast has tripped, the warning clears only when entropy
+    # is also back above clear_fraction x baseline (None: the forecast alone decides). The default
+    # mirrors min_drop: the warning ends only where it could not have begun. A fall that stops, or
+    # wins back part of its way, is not a recovery: on the detection corpus FADE at learning rate 4
+    # warned as its entropy fell, then held still for over 100 steps, or climbed back to where the
+    # warning began, before collapsing.
+    clear_fraction: float | None = Field(0.9, gt=0, le=1, allow_inf_nan=False)
     # The sign mechanism: failure-heavy mass props entropy up (the FADE paper), so a fall under it
     # (smoothed sign balance below -failure_heavy) is followed this much less far ahead.
     balance_metric: MetricName = metrics.SIGN_BALANCE
@@ -115,6 +122,12 @@ class EarlyWarningParams(Params):
     # the baseline (1).
     cov_zone: float = Field(0.5, gt=0, le=1, allow_inf_nan=False)
     min_cov: float = Field(0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _clear_above_the_level(self) -> EarlyWarningParams:
+        if self.clear_fraction is not None and self.clear_fraction <= self.fraction:
+            raise ValueError("clear_fraction must be above fraction (the warning clears above the collapse level)")
+        return self
 
 
 def _covariance_signal(p: EarlyWarningParams, window: list[float]) -> dict | None:
@@ -160,7 +173,7 @@ def _horizon(p: EarlyWarningParams, mem: dict) -> int:
 
 
 def _trend_verdict(p: EarlyWarningParams, f: Projection, base: float, horizon: int) -> tuple[bool, bool]:
-    """(trips, clears) of the forecast."""
+    """(trips, clears) of the forecast alone."""
     if f["fit"] <= f["level"]:
         return True, False  # at the level already: the warning holds until entropy recovers
     falling = f["t"] <= -p.trend_min_z and f["slope"] < 0 and f["fit"] <= (1 - p.min_drop) * base
@@ -169,6 +182,11 @@ def _trend_verdict(p: EarlyWarningParams, f: Projection, base: float, horizon: i
     central = f["projected_step"]
     far = central is None or central - f["step"] > p.clear_factor * horizon
     return hit, f["t"] > -p.clear_z or far
+
+
+def _recovered(p: EarlyWarningParams, f: Projection, base: float) -> bool:
+    """The episode's hysteresis: entropy back above clear_fraction x baseline."""
+    return p.clear_fraction is None or f["fit"] >= p.clear_fraction * base
 
 
 def early_warning_forecast(p: EarlyWarningParams, mem: dict) -> dict | None:
@@ -240,10 +258,13 @@ def entropy_early_warning(p: EarlyWarningParams, mem, step, scalars, nonfinite) 
             clear = False
     if f is not None:
         hit, cleared = _trend_verdict(p, f, base, _horizon(p, mem))
+        cleared = cleared and _recovered(p, f, base)
         values.update(entropy_fit=f["fit"], slope=f["slope"], slope_now=f["slope"], trend_z=f["t"],
                       projected_step=f["projected_step"], early_step=f["early_step"], late_step=f["late_step"],
                       steps_to_level=f["steps_to_level"], collapse_level=f["level"], baseline=base,
                       horizon=_horizon(p, mem))
+        if p.clear_fraction is not None:
+            values["clear_level"] = p.clear_fraction * base
         if hit:
             values["signals"].append("trend")
         clear = clear and cleared
@@ -267,4 +288,7 @@ def describe_early(v: dict, p) -> str:
             parts.append(f"entropy reaches the collapse level {fmt(v['collapse_level'])} in about "
                          f"{v['steps_to_level']} steps, at step {v['projected_step']} (between {v['early_step']} "
                          f"and {late}), falling {fmt(-v['slope'])} a step")
+    if not parts and v.get("entropy_fit") is not None and v["entropy_fit"] < v.get("clear_level", -math.inf):
+        return (f"entropy is no longer heading for the collapse level within the horizon, but {fmt(v['entropy_fit'])} "
+                f"is still under {fmt(v['clear_level'])} ({p.clear_fraction:g} x its baseline), where the warning ends")
     return "; ".join(parts) or "entropy is no longer heading for the collapse level"
