@@ -25,16 +25,11 @@ def graph(graph_id, figure: dict, wide: bool = False, csv: str | None = None) ->
     return html.Div(children, className="fw-card wide" if wide else "fw-card")
 
 
-def section(title: str, hint: str | None, *children, anchor: str | None = None,
-            lazy: str | None = None) -> html.Section:
-    """A titled section; `lazy`: the id of a store that assets/lazy.js tells, once the section
-    comes near the viewport, by adding its anchor to the store's list (charts below the fold
-    wait for it)."""
+def section(title: str, hint: str | None, *children, anchor: str | None = None) -> html.Section:
     head = [html.H2(title, className="fw-section", **({"id": anchor} if anchor else {}))]
     if hint:
         head.append(html.P(hint, className="fw-hint"))
-    marks = {"data-lazy": anchor, "data-lazy-store": lazy} if lazy and anchor else {}
-    return html.Section([*head, *children], **marks)
+    return html.Section([*head, *children])
 
 
 def empty_state(title, *lines) -> html.Div:

@@ -36,7 +36,6 @@ def test_run_page_shows_posted_steps_and_new_ones_without_reload(page, api, dash
     assert entropy["y"][-1] == pytest.approx(2.0 - 29 / 50)
     heat = graph_data(page, "run-adv-heatmap")
     assert next(t for t in heat["data"] if t["type"] == "heatmap")["x"] == list(range(30))
-    page.locator("#run-rollouts").scroll_into_view_if_needed()  # the section loads once scrolled to
     page.wait_for_selector("#run-rollouts >> text=answer of step 29")
     assert "step 29" in page.inner_text("#run-meta")
 
@@ -124,17 +123,3 @@ def test_a_failed_run_shows_what_ended_it(page, api, dashboard_server):
     page.wait_for_selector("#run-error")
     assert page.inner_text("#run-error") == "ValueError: <b>reward</b> service went away"  # as text
     assert "failed" in page.inner_text("#run-meta")
-
-
-def test_a_chart_below_the_fold_loads_only_once_scrolled_into_view(page, api, dashboard_server):
-    run_id = make_run(api, "below-the-fold")
-    post_steps(api, run_id, [step_record(s) for s in range(5)])
-
-    page.goto(f"{dashboard_server.url}/runs/{run_id}")
-    wait_for_graph(page, series_id("adv-moments"), "!g.annotations.includes('loading…')")  # the first screen
-    reward = series_id("reward")  # sections further down the page
-    assert graph_data(page, reward)["annotations"] == ["loading…"]
-    assert page.inner_text("#run-rollouts") == ""
-    wait_for_graph(page, reward, "g.data.some(t => t.name === 'mean' && t.x.length === 5)")  # scrolled to it
-    page.locator("#run-rollouts").scroll_into_view_if_needed()
-    page.wait_for_selector("#run-rollouts >> text=answer of step 4")

@@ -32,7 +32,7 @@ from fadewatch.dashboard.figures.live import (
 )
 
 __all__ = ["MAX_POINTS", "MAX_COLUMNS", "load_series", "refresh_series", "load_heat", "refresh_heat",
-           "DIFFICULTY_MODES", "heat_names", "reveal_series"]
+           "DIFFICULTY_MODES", "heat_names"]
 
 MAX_POINTS = 500         # points per series in a full load: about one per pixel of a chart
 MAX_COLUMNS = 200        # heatmap columns in a full load
@@ -49,14 +49,6 @@ def _wanted(keys) -> list[str]:
     return list(dict.fromkeys([*chart_keys(), *pass_keys(keys), *other_keys(keys)]))
 
 
-def _plan(keys, charts, with_users: bool) -> tuple[list, list[str], list[str]]:
-    """The charts to draw (of `charts`: chart ids), the user keys, and the scalars they read."""
-    chosen = [(chart, traces) for chart, traces in charts_for(keys) if charts is None or chart.id in charts]
-    users = other_keys(keys) if with_users else []
-    wanted = list(dict.fromkeys([*(t.key for _, traces in chosen for t in traces), *users]))
-    return chosen, users, wanted
-
-
 def forecast(api, run_id: int) -> dict | None:
     """The server's entropy forecast: the early-warning rule's own reading of the run."""
     try:
@@ -65,76 +57,39 @@ def forecast(api, run_id: int) -> dict | None:
         return None
 
 
-def _figures(api, run_id: int, chosen, users, data: dict, alerts, bands) -> tuple[dict, dict, dict]:
+def load_series(api, run: dict, known_keys=(), regime: dict | None = None) -> tuple[dict, dict, dict]:
+    """Full figures of every scalar chart: ({chart id: figure}, {user key: figure}, state).
+
+    ``regime``: the server's regimes of the run (GET /runs/{id}/regime), drawn as bands behind
+    the charts."""
+    keys = sorted(set(run.get("summary") or {}) | set(known_keys))
+    data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS)
     series, down = data["series"], data["downsampled"]
-    figs, user_figs, maps = {}, {}, {}
-    for chart, traces in chosen:
+    alerts = markers.run_markers(api, run["id"])
+    bands = regime_shapes(regime, data["last_step"])
+    figs, maps = {}, {}
+    for chart, traces in charts_for(keys):
         fig, tmap = series_figure(chart, traces, series, down, alerts)
         fig["layout"]["shapes"] = bands + fig["layout"]["shapes"]
         if chart.id == "entropy":
-            f = forecast(api, run_id)
+            f = forecast(api, run["id"])
             fig["data"] += [projection_trace(f), interval_trace(f)]
             fig["layout"]["margin"]["t"] += 20  # the projection's legend entry takes a second row
             tmap += [["", "projection"], ["", "interval"]]
         figs[chart.id], maps[chart.id] = fig, tmap
-    for key in users:
+    users = {}
+    for key in other_keys(keys):
         fig, tmap = series_figure(user_chart(key), user_chart(key).traces, series, down, alerts, height=220)
-        user_figs[key], maps[f"user:{key}"] = fig, tmap
-    return figs, user_figs, maps
-
-
-def load_series(api, run: dict, known_keys=(), regime: dict | None = None, charts=None,
-                with_users: bool = True) -> tuple[dict, dict, dict]:
-    """Full figures of the scalar charts in view: ({chart id: figure}, {user key: figure}, state).
-
-    ``charts``: the chart ids to draw (None: all), ``with_users``: the user's own scalars too;
-    the others are drawn when they come into view (reveal). One series request reads them all.
-    ``regime``: the server's regimes of the run (GET /runs/{id}/regime), drawn as bands behind
-    the charts."""
-    keys = sorted(set(run.get("summary") or {}) | set(known_keys))
-    chosen, users, wanted = _plan(keys, charts, with_users)
-    data = api.series(run["id"], wanted, max_points=MAX_POINTS) if wanted else \
-        {"series": {}, "downsampled": False, "last_step": run.get("last_step")}
-    alerts = markers.run_markers(api, run["id"])
-    bands = regime_shapes(regime, data["last_step"])
-    figs, user_figs, maps = _figures(api, run["id"], chosen, users, data, alerts, bands)
+        users[key], maps[f"user:{key}"] = fig, tmap
     state = {
-        "run_id": run["id"], "last": data["last_step"], "points": count_points(data["series"]), "keys": keys,
-        "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps, "wanted": wanted,
-        "loaded": sorted(figs), "users_loaded": with_users,
+        "run_id": run["id"], "last": data["last_step"], "points": count_points(series), "keys": keys,
+        "users": other_keys(keys), "passk": pass_keys(keys), "maps": maps,
         "alerts": [a["id"] for a in alerts],
         "y2": [cid for cid, fig in figs.items() if "yaxis2" in fig["layout"]],
         "bands": bands_signature(regime),
         "open_band": len(bands) - 1 if bands and data["last_step"] is not None and _open(regime) else None,
     }
-    return figs, user_figs, state
-
-
-def reveal_series(api, run: dict, state: dict, charts, with_users: bool, regime: dict | None = None):
-    """Charts that came into view, drawn up to the step the held ones reach (the live patches
-    then append to all alike): (figures, user figures, state patch), or None to load in full."""
-    new = [c for c in charts if c not in state["loaded"]]
-    users_new = with_users and not state.get("users_loaded")
-    if not new and not users_new:
-        return {}, {}, no_update
-    if state["last"] is None or (regime is not None and bands_signature(regime) != state.get("bands", [])):
-        return None
-    chosen, users, wanted = _plan(state["keys"], set(new), users_new)
-    data = api.series(run["id"], wanted, max_points=MAX_POINTS, max_step=state["last"]) if wanted else \
-        {"series": {}, "downsampled": False, "last_step": state["last"]}
-    held = set(state["alerts"])
-    alerts = [a for a in markers.run_markers(api, run["id"]) if a["id"] in held]
-    figs, user_figs, maps = _figures(api, run["id"], chosen, users, data, alerts,
-                                     regime_shapes(regime, state["last"]))
-    patch = Patch()
-    for map_id, tmap in maps.items():
-        patch["maps"][map_id] = tmap
-    patch["loaded"] = sorted({*state["loaded"], *figs})
-    patch["users_loaded"] = bool(state.get("users_loaded") or users_new)
-    patch["wanted"] = list(dict.fromkeys([*state.get("wanted", ()), *wanted]))
-    patch["points"] = max(state["points"], count_points(data["series"]))
-    patch["y2"] = [*state.get("y2", ()), *(cid for cid, fig in figs.items() if "yaxis2" in fig["layout"])]
-    return figs, user_figs, patch
+    return figs, users, state
 
 
 def _open(regime: dict | None) -> bool:
@@ -156,8 +111,7 @@ def refresh_series(api, run: dict, state: dict, chart_ids: list[str], user_keys:
         new_series, last = {}, state["last"]
     else:
         min_step = None if state["last"] is None else state["last"] + 1
-        data = api.series(run["id"], state.get("wanted") or _wanted(keys), max_points=MAX_POINTS,
-                          min_step=min_step)
+        data = api.series(run["id"], _wanted(keys), max_points=MAX_POINTS, min_step=min_step)
         if data["downsampled"]:
             return None
         new_series, last = data["series"], data["last_step"]

@@ -24,25 +24,6 @@ dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="
 
 LOADING = "loading…"
 LIVE_PARTS = ("series", "adv", "diff", "ent")
-# Sections below the first screen, with the scalar charts each holds: their charts are read
-# and drawn only once the section comes near the viewport (assets/lazy.js reports it into
-# the "run-seen" store). The advantages section at the top always loads at once.
-FIRST_SCREEN_CHARTS = ("adv-moments", "adv-tails")
-LAZY_CHARTS = {
-    "sign": ("sign-mass", "sign-balance"),
-    "difficulty": ("difficulty",),
-    "entropy": ("entropy", "entropy-seq"),
-    "diversity": ("diversity", "pass"),
-    "geometry": ("geometry", "reward", "length"),
-    "scalars": (),
-    "rollouts": (),
-}
-
-
-def _in_view(seen) -> tuple[set[str], set[str]]:
-    """(the sections near the viewport so far, the scalar charts they hold)."""
-    sections = {s for s in (seen or ()) if s in LAZY_CHARTS}
-    return sections, {*FIRST_SCREEN_CHARTS, *(c for s in sections for c in LAZY_CHARTS[s])}
 
 
 def _live(part: str) -> dict:
@@ -109,7 +90,7 @@ def layout(run_id: str | None = None, **_query):
         _header(run),
         dcc.Store(id="run-id", data=rid),
         dcc.Store(id="run-series-state"), dcc.Store(id="run-adv-state"), dcc.Store(id="run-ent-state"),
-        dcc.Store(id="run-diff-state"), dcc.Store(id="run-seen"),
+        dcc.Store(id="run-diff-state"),
         # A click on a heatmap cell opens the rollout inspector there, without reloading the app.
         dcc.Location(id="run-nav", refresh="callback-nav"),
         # One clock per live section, off while its refresh runs (see _live): a tick during a slow
@@ -131,44 +112,39 @@ def layout(run_id: str | None = None, **_query):
         section("Sign axis", "Positive mass m_S pushes successes up, negative mass m_F pushes failures down. "
                 "Success-heavy balance (b > 0) collapses entropy; failure-heavy (b < 0) collapses weight geometry.",
                 html.Div(className="fw-grid", children=[_series(run, "sign-mass"), _series(run, "sign-balance")]),
-                anchor="sign", lazy="run-seen"),
+                anchor="sign"),
         section("Difficulty axis", "Where the update's mass sits across prompt difficulty (group success rate).",
                 dcc.RadioItems(id="run-diff-mode", value="total", inline=True, className="fw-toolbar",
                                options=[{"label": " m_S + m_F", "value": "total"}, {"label": " m_S", "value": "pos"},
                                         {"label": " m_F", "value": "neg"}, {"label": " groups", "value": "groups"}]),
                 html.Div(className="fw-grid", children=[graph("run-diff-heatmap", empty_figure(LOADING)),
-                                                         _series(run, "difficulty")]), anchor="difficulty",
-                lazy="run-seen"),
+                                                         _series(run, "difficulty")]), anchor="difficulty"),
         section("Entropy", "Mean token entropy with Cov(log π, A). The dashed line is the server's entropy "
                 "forecast (the early-warning rule's own): where it meets 30% of the early level, with its "
                 "interval on that level. Bands behind the charts mark success-heavy (green) and failure-heavy "
                 "(orange) sign regimes.",
                 html.Div(className="fw-grid", children=[_series(run, "entropy"), _series(run, "entropy-seq"),
                                                          graph("run-ent-heatmap", empty_figure(LOADING), wide=True)]),
-                anchor="entropy", lazy="run-seen"),
+                anchor="entropy"),
         section("Diversity", "Distinct completions and n-grams within groups, and pass@k: a shrinking gap "
                 "between pass@G and pass@1 is diversity collapse.",
-                html.Div(className="fw-grid", children=[_series(run, "diversity"), _series(run, "pass")]), anchor="diversity",
-                lazy="run-seen"),
+                html.Div(className="fw-grid", children=[_series(run, "diversity"), _series(run, "pass")]), anchor="diversity"),
         section("Weight geometry, reward, length", None,
                 html.Div(className="fw-grid", children=[_series(run, "geometry"), _series(run, "reward"), _series(run, "length")]),
-                anchor="geometry", lazy="run-seen"),
+                anchor="geometry"),
         section("Other scalars", "Loss, KL and every other scalar the run logs.",
-                html.Div(id="run-other", className="fw-grid small"), anchor="scalars", lazy="run-seen"),
+                html.Div(id="run-other", className="fw-grid small"), anchor="scalars"),
         section("Config", None, html.Pre(json.dumps(run.get("config") or {}, indent=2, sort_keys=True,
                                                     default=str), className="fw-pre", id="run-config")),
         section("Rollouts", "Whole groups of rollouts the hook kept at the step picked under the advantage "
                 "distribution (the newest, unless you move the slider). Click a cell of the advantage or "
                 "difficulty heatmap to inspect that step's rollouts of that bin.",
-                html.Div(id="run-rollouts"), anchor="rollouts", lazy="run-seen"),
+                html.Div(id="run-rollouts"), anchor="rollouts"),
     ])
 
 
-@callback(Output("run-rollouts", "children"), Input("run-adv-slider", "value"), Input("run-seen", "data"),
-          State("run-id", "data"), prevent_initial_call=True)
-def show_rollouts(step, seen, run_id):
-    if "rollouts" not in (seen or ()):
-        return no_update
+@callback(Output("run-rollouts", "children"), Input("run-adv-slider", "value"), State("run-id", "data"))
+def show_rollouts(step, run_id):
     try:
         page = client().get(f"/runs/{int(run_id)}/rollouts", max_step=step, limit=16)
     except ServerError as exc:
@@ -217,53 +193,29 @@ def open_inspector(adv_click, diff_click, run_id):
     Output("run-series-state", "data"),
     Output("run-meta", "children"),
     Input("run-series-interval", "n_intervals"),
-    Input("run-seen", "data"),
     State("run-series-state", "data"),
     State("run-id", "data"),
     **_live("series"),
 )
-def refresh_series(_n, seen, state, run_id):
+def refresh_series(_n, state, run_id):
     chart_ids = [o["id"]["chart"] for o in ctx.outputs_list[0]]
     user_keys = [o["id"]["key"] for o in ctx.outputs_list[1]]
-    nothing = [no_update] * len(chart_ids), [no_update] * len(user_keys)
-    sections, charts = _in_view(seen)
-    with_users = "scalars" in sections
     api = client()
-    held = state and state.get("run_id") == run_id
     try:
         run = api.run(run_id)
         regime = run_regime(api, run_id)
-        if held and ctx.triggered_id == "run-seen":
-            revealed = loading.reveal_series(api, run, state, charts, with_users, regime)
-            if revealed is not None:
-                figs, user_figs, patch = revealed
-                other = _other(run_id, user_figs) if user_figs or (with_users and not state.get("users_loaded")) \
-                    else no_update
-                return [figs.get(c, no_update) for c in chart_ids], nothing[1], other, patch, no_update
-        elif held:
+        if state and state.get("run_id") == run_id:
             patched = loading.refresh_series(api, run, state, chart_ids, user_keys, regime)
             if patched is not None:
-                charts_patch, users_patch, new_state = patched
-                return charts_patch, users_patch, no_update, new_state, _meta(run, regime)
-        figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()), regime,
-                                                         charts=charts, with_users=with_users)
+                charts, users, new_state = patched
+                return charts, users, no_update, new_state, _meta(run, regime)
+        figs, user_figs, new_state = loading.load_series(api, run, (state or {}).get("keys", ()), regime)
     except ServerError:
-        return *nothing, no_update, no_update, no_update
-    return ([figs.get(c, no_update) for c in chart_ids], nothing[1],
-            _other(run_id, user_figs) if with_users else no_update, new_state, _meta(run, regime))
-
-
-def _other(run_id: int, user_figs: dict):
-    return [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
+        return [no_update] * len(chart_ids), [no_update] * len(user_keys), no_update, no_update, no_update
+    other = [graph({"type": "run-user", "key": k}, f, csv=_csv(run_id, [k])) for k, f in user_figs.items()] or [
         html.P("No other scalars logged yet: pass them to run.log(step, loss=..., kl=...).", className="fw-hint")]
-
-
-def _waiting(section: str, seen, state) -> bool:
-    """A heatmap below the fold: nothing to read until its section comes into view, and nothing
-    new when another section does (its own clock brings its live updates)."""
-    if ctx.triggered_id == "run-seen":
-        return bool(state) or section not in (seen or ())
-    return not state and section not in (seen or ())
+    return ([figs.get(c, no_update) for c in chart_ids], [no_update] * len(user_keys), other, new_state,
+            _meta(run, regime))
 
 
 def _heat(kind: str, y_title: str, n_outputs: int, state, run_id, mode=None, bands_title=None):
@@ -312,25 +264,21 @@ def refresh_advantages(_n, state, run_id, selected):
     Output("run-adv-dist", "figure"),
     Input("run-adv-slider", "value"),
     State("run-id", "data"),
-    State("run-adv-state", "data"),
 )
-def show_step(step, run_id, adv_state):
+def show_step(step, run_id):
     if step is None:
         return empty_figure("no advantages histogram logged yet", height=280)
     api = client()
     try:
-        step = int(step)
-        # The newest step at or before the chosen one that holds a histogram: the heatmap's
-        # newest column is one (the slider follows it), any other step is looked up.
-        if not (adv_state and adv_state.get("run_id") == run_id and adv_state.get("last") == step):
-            before = api.histograms(run_id, "advantages", max_steps=1, min_step=max(0, step - 1000), max_step=step)
-            if not before["steps"]:
-                return distribution_figure(before, "advantage A")
-            step = before["steps"][-1]
-        found = api.histograms(run_id, "advantages", max_steps=1, min_step=step, max_step=step)
+        # The newest step at or before the chosen one that holds a histogram.
+        before = api.histograms(run_id, "advantages", max_steps=1, min_step=max(0, int(step) - 1000),
+                                max_step=int(step))
+        if before["steps"]:
+            last = before["steps"][-1]
+            before = api.histograms(run_id, "advantages", max_steps=1, min_step=last, max_step=last)
     except ServerError:
         return no_update
-    return distribution_figure(found, "advantage A")
+    return distribution_figure(before, "advantage A")
 
 
 @callback(
@@ -338,16 +286,11 @@ def show_step(step, run_id, adv_state):
     Output("run-diff-state", "data"),
     Input("run-diff-interval", "n_intervals"),
     Input("run-diff-mode", "value"),
-    Input("run-seen", "data"),
     State("run-diff-state", "data"),
     State("run-id", "data"),
-    # Nothing to read before the section comes into view; its clock starts after its first load.
-    prevent_initial_call=True,
     **_live("diff"),
 )
-def refresh_difficulty(_n, mode, seen, state, run_id):
-    if _waiting("difficulty", seen, state):
-        return no_update, no_update
+def refresh_difficulty(_n, mode, state, run_id):
     if state and state.get("mode") != mode:
         state = None
     heat, _bands, new_state, _steps = _heat("difficulty", "group success rate", 4, state, run_id, mode=mode)
@@ -358,15 +301,11 @@ def refresh_difficulty(_n, mode, seen, state, run_id):
     Output("run-ent-heatmap", "figure"),
     Output("run-ent-state", "data"),
     Input("run-ent-interval", "n_intervals"),
-    Input("run-seen", "data"),
     State("run-ent-state", "data"),
     State("run-id", "data"),
-    prevent_initial_call=True,
     **_live("ent"),
 )
-def refresh_entropy(_n, seen, state, run_id):
-    if _waiting("entropy", seen, state):
-        return no_update, no_update
+def refresh_entropy(_n, state, run_id):
     heat, _bands, new_state, _steps = _heat("entropy", "token entropy (nats)", 4, state, run_id)
     return heat, new_state
 
