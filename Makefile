@@ -30,8 +30,11 @@ install: $(STAMP) $(CHROMIUM)
 demo: $(STAMP)
 	$(BIN)/fadewatch demo
 
+# Two worker processes by default: the suite waits on servers, browsers and PostgreSQL more than it
+# computes, so two processes halve its time on a two-core machine. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Benchmarks run in their own environment, which adds the peer tools they compare with.
 BENCH_VENV := .venv-bench
