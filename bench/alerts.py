@@ -181,7 +181,8 @@ def run_rules(args) -> None:
     import random
 
     from fadewatch.server.alerts.evaluation.machine import Track, advance
-    from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, compile_rule
+    from fadewatch.server.alerts.evaluation.compiled import compile_rule
+    from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES
 
     names = ["entropy/mean", "entropy/cov_logp_adv", "sign/balance", "sign/m_pos", "sign/m_neg",
              "difficulty/no_signal_frac", "difficulty/ess_frac", "difficulty/solve_rate", "difficulty/peak",

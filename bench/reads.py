@@ -107,7 +107,7 @@ def main() -> None:
     from fadewatch.server.auth import OPEN
     from fadewatch.server.db import make_engine
     from fadewatch.server.migrate import upgrade
-    from fadewatch.server.store import reads
+    from fadewatch.server.store import histogram_reads, reads
 
     with (contextlib.nullcontext(args.db) if args.db else scratch_postgres()) as url:
         upgrade(make_engine(url))
@@ -124,7 +124,7 @@ def main() -> None:
 
         def matrix() -> bytes:
             with db.transaction() as session:
-                return reads.histogram_matrix(session, run_id, [HISTOGRAMS[0]], OPEN, 200).model_dump_json().encode()
+                return histogram_reads.histogram_matrix(session, run_id, [HISTOGRAMS[0]], OPEN, 200).model_dump_json().encode()
 
         print(f"\none run of {args.steps:,} steps ({SCALARS} scalars, {len(HISTOGRAMS)} histograms of {BINS} bins)")
         for label, fn in ((f"series, {SCALARS} keys, max_points 500", series),

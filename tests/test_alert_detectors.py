@@ -9,7 +9,8 @@ import math
 import pytest
 
 from fadewatch.server.alerts.evaluation.machine import Track, advance
-from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleSpec, compile_rule
+from fadewatch.server.alerts.evaluation.compiled import compile_rule
+from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleSpec
 
 DEFAULTS = {r.name: r for r in DEFAULT_RULES}
 

@@ -193,7 +193,8 @@ class Reads(dict):
 
 
 def test_the_default_alert_rules_read_only_metrics_the_hook_emits():
-    from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, compile_rule
+    from fadewatch.server.alerts.evaluation.compiled import compile_rule
+    from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES
 
     read: dict[str, set[str]] = {}
     for spec in DEFAULT_RULES:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fadewatch.protocol.histograms import bin_quantiles, slot_bounds, uniform_edges
 from fadewatch.server import blocks
-from fadewatch.server.store.reads import QUANTILE_KEYS, _matrix
+from fadewatch.server.store.histogram_reads import QUANTILE_KEYS, _matrix
 from fadewatch.stats import HistogramSpec, StatsConfig, compute
 
 KINDS = ("discrete", "positive_only", "continuous", "heavy", "outside")

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from fadewatch.protocol.limits import MAX_KEYS_CHARS, MAX_KEYS_PER_REQUEST, MAX_STEP
 from fadewatch.server.deps import DatabaseDep, PrincipalDep, SettingsDep
 from fadewatch.server.routes.steps import metric_names
-from fadewatch.server.schemas import RunOut, SeriesOut
+from fadewatch.server.read_schemas import SeriesOut
+from fadewatch.server.schemas import RunOut
 from fadewatch.server.store import reads, runs
 from fadewatch.server.store.errors import NotFound
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fadewatch.protocol.rollouts import Interval, clean_text, parse_interval
 from fadewatch.server.deps import DatabaseDep, PrincipalDep, RunId, StepBound
 from fadewatch.server.rollout_schemas import INT32, RolloutPage, RolloutSteps, Sign
-from fadewatch.server.schemas import SampleList
+from fadewatch.server.read_schemas import SampleList
 from fadewatch.server.store import rollout_reads
 from fadewatch.server.store.rollout_reads import BadCursor, RolloutFilter
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Path, Response
 
-from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec, effective_rules
+from fadewatch.server.alerts.evaluation.compiled import effective_rules
+from fadewatch.server.alerts.evaluation.rules import DEFAULT_RULES, RuleBody, RulePatch, RuleSpec
 from fadewatch.server.alerts.schemas import RuleList, RuleOut
 from fadewatch.server.deps import AlertContextDep, DatabaseDep, ProjectAccess, ProjectRead, ProjectWrite
 from fadewatch.server.store import rules as stored

@@ -10,8 +10,9 @@ from fadewatch.protocol.limits import (MAX_HISTOGRAM_NAMES_CHARS, MAX_HISTOGRAMS
                                        MAX_KEYS_PER_REQUEST, MAX_NAME_LENGTH)
 from fadewatch.server.deps import DatabaseDep, IngestDep, PrincipalDep, RunId, SettingsDep, StepBound
 from fadewatch.server.limits import check_batch, parse_batch
-from fadewatch.server.schemas import HistogramMatrix, IngestResult, MetricName, SeriesOut
-from fadewatch.server.store import reads
+from fadewatch.server.read_schemas import HistogramMatrix, SeriesOut
+from fadewatch.server.schemas import IngestResult, MetricName
+from fadewatch.server.store import histogram_reads, reads
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["steps"])
 _METRIC_NAME = TypeAdapter(MetricName)
@@ -111,4 +112,4 @@ def read_histograms(
     columns = min(max_steps or 200, settings.max_points_limit)
     names = metric_names(name, "name", limit=MAX_HISTOGRAMS_PER_READ, example="name=difficulty/mass_pos,difficulty/mass_neg")
     with db.transaction() as session:
-        return reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)
+        return histogram_reads.histogram_matrix(session, run_id, names, who, columns, min_step, max_step)

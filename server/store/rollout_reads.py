@@ -21,7 +21,7 @@ from fadewatch.protocol.rollouts import ZERO_TOL, Interval, sign_of
 from fadewatch.server.auth import Principal
 from fadewatch.server.models import Rollout, RolloutGroup
 from fadewatch.server.rollout_schemas import RolloutOut, RolloutPage, RolloutSteps, TokenDetailOut
-from fadewatch.server.schemas import SampleList, SampleOut
+from fadewatch.server.read_schemas import SampleList, SampleOut
 from fadewatch.server.store.runs import load_run
 
 __all__ = ["RolloutFilter", "BadCursor", "read_page", "read_steps", "recent_samples"]

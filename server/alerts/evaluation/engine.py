@@ -22,7 +22,8 @@ from fadewatch.server.alerts.evaluation.machine import Track, advance
 from fadewatch.server.alerts.delivery.diagnosis import diagnosis_card
 from fadewatch.server.alerts.delivery.messages import (CONTEXT_KEYS, OUTBOX_FLAG, alert_labels, build_message, diagnose,
                                                        new_message_id, render_for, run_url)
-from fadewatch.server.alerts.evaluation.rules import CompiledRule, FileRule, RuleSpec, effective_rules
+from fadewatch.server.alerts.evaluation.compiled import CompiledRule, effective_rules
+from fadewatch.server.alerts.evaluation.rules import FileRule, RuleSpec
 from fadewatch.server.alerts.evaluation.silencing import silenced_by
 from fadewatch.server.models import Project, Run
 from fadewatch.server.store import alerts as store

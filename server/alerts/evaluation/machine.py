@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fadewatch.server.alerts.evaluation.rules import CompiledRule
+from fadewatch.server.alerts.evaluation.compiled import CompiledRule
 
 __all__ = ["Track", "advance", "STATES"]
 
