@@ -30,6 +30,7 @@ __all__ = [
     "pack_histogram",
     "pack_histograms",
     "unpack_histogram",
+    "unpack_histogram_rows",
     "HISTOGRAM_STATS",
 ]
 
@@ -154,3 +155,23 @@ def unpack_histogram(packed: bytes, layout: dict) -> dict:
         data["quantiles"] = {k: (v if v == v else None) for k, v in zip(qkeys, values[len(HISTOGRAM_STATS):])}
     return data
 
+
+def unpack_histogram_rows(rows: list[bytes], layout: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(stats, counts) of histogram records of one layout, a row each, decoded together.
+
+    stats holds HISTOGRAM_STATS and then the layout's quantiles, NaN where a record had null.
+    Rows whose arrays have the same types have the same size: each such group is one buffer.
+    """
+    n_stats, n_bins = len(HISTOGRAM_STATS) + len(layout.get("quantiles") or ()), layout["n"]
+    stats, counts = np.empty((len(rows), n_stats)), np.empty((len(rows), n_bins))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault((row[0], row[1 + n_stats * _TYPES[row[0]].itemsize]), []).append(i)
+    for (stats_code, counts_code), members in groups.items():
+        stats_type, counts_type = _TYPES[stats_code], _TYPES[counts_code]
+        split = 1 + n_stats * stats_type.itemsize
+        body = np.frombuffer(b"".join(rows[i] for i in members), dtype=np.uint8).reshape(len(members), -1)
+        index = np.asarray(members)
+        stats[index] = body[:, 1:split].copy().view(stats_type)
+        counts[index] = body[:, split + 1:].copy().view(counts_type)
+    return stats, counts

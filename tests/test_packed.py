@@ -52,6 +52,25 @@ def test_histogram_records_read_back_as_they_were_stored(counts, explicit_edges,
     assert packed.unpack_histogram(packed.pack_histogram(data, layout), layout) == data
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.lists(VALUE, min_size=5, max_size=5), st.lists(VALUE, min_size=10, max_size=10)),
+                min_size=1, max_size=12))
+def test_histogram_rows_of_mixed_types_decode_together_as_one_at_a_time(records):
+    """Rows of one layout whose arrays took different types (bytes, floats) decode in groups."""
+    layout = {"lo": 0.0, "hi": 1.0, "bins": 5, "n": 5, "quantiles": ["0.5", "0.9"]}
+    rows = []
+    for counts, stats in records:
+        data = {"counts": counts, **{k: (None if v != v else v) for k, v in zip(packed.HISTOGRAM_STATS, stats)},
+                "quantiles": {"0.5": None if stats[7] != stats[7] else stats[7],
+                              "0.9": None if stats[8] != stats[8] else stats[8]}}
+        rows.append(packed.pack_histogram(data, layout))
+    stats, counts = packed.unpack_histogram_rows(rows, layout)
+    for raw, stat_row, count_row in zip(rows, stats, counts):
+        one_stats, end = packed.unpack_floats(raw, 9)
+        one_counts, _ = packed.unpack_floats(raw, 5, end)
+        assert _same(stat_row, one_stats) and _same(count_row, one_counts)
+
+
 def test_a_null_quantile_stays_null_and_absent_numbers_stay_absent():
     data = {"counts": [1.0, 2.0], "lo": 0.0, "hi": 1.0, "bins": 2, "underflow": 0.0, "overflow": 0.0,
             "count": 3.0, "quantiles": {"0.5": None}}

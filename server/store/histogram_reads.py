@@ -6,7 +6,6 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from fadewatch.protocol.histograms import bin_quantiles, quantile_method
-from fadewatch.server import blocks
 from fadewatch.server.auth import Principal
 from fadewatch.server.downsample import bucket_bounds, rebin_counts
 from fadewatch.server.models import HistogramRow
@@ -20,15 +19,6 @@ from fadewatch.server.store.runs import load_run
 __all__ = ["histogram_matrix", "QUANTILE_KEYS"]
 
 QUANTILE_KEYS = ("0.05", "0.25", "0.5", "0.75", "0.95")
-
-
-def _raw_histograms(session: Session, layouts: Layouts, name: str, lo: int, hi: int) -> list[dict]:
-    units = []
-    for step, _, data in step_rows.histogram_rows(session, layouts, layouts.run_id, name, lo, hi):
-        unit = blocks.histogram_block(step, data)
-        unit["quantiles"] = data.get("quantiles") or {}
-        units.append(unit)
-    return units
 
 
 def _empty_matrix(run_id: int, name: str) -> HistogramMatrix:
@@ -75,11 +65,11 @@ def _units(session: Session, layouts: Layouts, name: str, max_steps: int, min_st
         return []
     plan = block_plan(n, lo, hi, max_steps)
     if plan is None:
-        return _raw_histograms(session, layouts, name, lo, hi)
+        return step_rows.histogram_units(session, layouts, layouts.run_id, name, lo, hi)
     units = []
     for piece in plan:
         if piece[0] == "steps":
-            units += _raw_histograms(session, layouts, name, *piece[1:])
+            units += step_rows.histogram_units(session, layouts, layouts.run_id, name, *piece[1:])
         else:
             units += block_store.histogram_blocks_in(session, layouts, name, *piece[1:])
     return units
@@ -116,7 +106,7 @@ def _fold(pick, a, b):
 def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> HistogramMatrix:
     latest = units[-1]
     edges = np.asarray(latest["edges"], dtype=float)
-    counts = np.vstack([_counts_on(u, edges) for u in units])
+    counts = np.vstack([_counts_on(u, edges, latest["edges"]) for u in units])
     under = np.array([u["underflow"] for u in units], dtype=float)
     over = np.array([u["overflow"] for u in units], dtype=float)
     total = np.array([u["count"] for u in units], dtype=float)
@@ -167,8 +157,12 @@ def _matrix(run_id: int, name: str, units: list[dict], max_steps: int) -> Histog
     )
 
 
-def _counts_on(unit: dict, edges: np.ndarray) -> np.ndarray:
+def _counts_on(unit: dict, edges: np.ndarray, same: list | None = None) -> np.ndarray:
+    """A unit's counts on `edges`; `same`: those edges as a list, which a unit's own edges
+    (most often the very same list: units of one layout share it) are compared with first."""
     counts = np.asarray(unit["counts"], dtype=float)
+    if same is not None and (unit["edges"] is same or unit["edges"] == same):
+        return counts
     own = np.asarray(unit["edges"], dtype=float)
     if len(own) == len(edges) and np.array_equal(own, edges):
         return counts

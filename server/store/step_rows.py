@@ -6,11 +6,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fadewatch.protocol.histograms import uniform_edges
 from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.store.layouts import Layouts
 
-__all__ = ["scalar_arrays", "histogram_rows"]
+__all__ = ["scalar_arrays", "histogram_units"]
 
 
 def _range(col, lo: int | None, hi: int | None) -> list:
@@ -50,13 +51,40 @@ def scalar_arrays(session: Session, layouts: Layouts, run_id: int, keys: list[st
     return steps, out
 
 
-def histogram_rows(session: Session, layouts: Layouts, run_id: int, name: str | None, lo: int | None,
-                   hi: int | None) -> list[tuple[int, str, dict]]:
-    """(step, name, record) of the histograms in [lo, hi] (of one name, or all), in step order."""
-    where = [HistogramRow.run_id == run_id, *_range(HistogramRow.step, lo, hi)]
-    if name is not None:
-        where.append(HistogramRow.name == name)
-    rows = session.execute(select(HistogramRow.step, HistogramRow.name, HistogramRow.layout, HistogramRow.packed)
-                           .where(*where).order_by(HistogramRow.step, HistogramRow.name)).all()
-    layouts.load_ids(r[2] for r in rows)
-    return [(step, n, packed.unpack_histogram(raw, layouts.doc(layout_id))) for step, n, layout_id, raw in rows]
+def histogram_units(session: Session, layouts: Layouts, run_id: int, name: str, lo: int | None,
+                    hi: int | None) -> list[dict]:
+    """One histogram's steps in [lo, hi], in step order, each as a block of one step (server/blocks.py)
+    with its exact quantiles; rows of one layout are decoded together, their edges made once."""
+    rows = session.execute(select(HistogramRow.step, HistogramRow.layout, HistogramRow.packed)
+                           .where(HistogramRow.run_id == run_id, HistogramRow.name == name,
+                                  *_range(HistogramRow.step, lo, hi)).order_by(HistogramRow.step)).all()
+    by_layout: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_layout.setdefault(row[1], []).append(i)
+    layouts.load_ids(by_layout)
+    units: list[dict] = [{}] * len(rows)
+    for layout_id, members in by_layout.items():
+        doc = layouts.doc(layout_id)
+        edges = _edges(doc)
+        labels, qkeys = doc.get("labels"), doc.get("quantiles")
+        stats, counts = packed.unpack_histogram_rows([rows[i][2] for i in members], doc)
+        for i, values, row_counts in zip(members, stats.tolist(), counts):
+            under, over, count, total, _sum_sq, low, high = values[:7]
+            units[i] = {
+                "first": rows[i][0], "last": rows[i][0], "n": 1, "edges": edges, "labels": labels,
+                "counts": row_counts, "underflow": _or(under, 0.0), "overflow": _or(over, 0.0),
+                "count": _or(count, 0.0), "sum": _or(total, None), "min": _or(low, None), "max": _or(high, None),
+                "quantiles": {} if qkeys is None else {k: _or(v, None) for k, v in zip(qkeys, values[7:])},
+            }
+    return units
+
+
+def _edges(layout: dict) -> list[float]:
+    if "edges" in layout:
+        return [float(e) for e in layout["edges"]]
+    return uniform_edges(layout["lo"], layout["hi"], layout["n"]).tolist()
+
+
+def _or(value: float, default):
+    """A stored value, or the default where it was null (stored as NaN)."""
+    return default if value != value else value
