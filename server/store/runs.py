@@ -73,9 +73,11 @@ def _find_run(session: Session, project_id: int, name: str) -> Run | None:
     return session.scalar(select(Run).where(Run.project_id == project_id, Run.name == name))
 
 
-def load_run(session: Session, run_id: int, who: Principal, *, write: bool = False) -> Run:
-    """The run, if it exists and the caller may see it (404 otherwise, so ids do not leak)."""
-    run = session.get(Run, run_id)
+def load_run(session: Session, run_id: int, who: Principal, *, write: bool = False, lock: bool = False) -> Run:
+    """The run, if it exists and the caller may see it (404 otherwise, so ids do not leak).
+
+    ``lock``: its row is locked (FOR UPDATE on PostgreSQL) until the transaction ends."""
+    run = session.get(Run, run_id, with_for_update=lock or None)
     if run is None or not who.can_read(run.project_id):
         raise NotFound(f"run {run_id} not found")
     if write and not who.can_write(run.project_id):
