@@ -10,9 +10,10 @@ the HTTP API to one `fadewatch server`. Each page is opened in headless Chromium
     compare          every chart in the first screen holding all the compared runs
 
 "cold" is the first load in a fresh browser context (empty cache: Plotly's script is
-fetched and compiled); "warm" the median of the next loads in that context. Then a feeder
-posts one step a second to the 1,000-step run that the page shows, and every byte the page
-moves is counted (requests and answers, compressed, headers included) per refresh.
+fetched and compiled); "warm" the median of the next loads in that context, each begun
+once the one before has finished loading (no request for 500 ms), as a reader's next page
+would be. Then a feeder posts one step a second to the 1,000-step run that the page shows,
+and every byte the page moves is counted (requests and answers, compressed, headers included) per refresh.
 
     .venv/bin/python bench/dashboard.py                       # builds a scratch database, drops it after
     .venv/bin/python bench/dashboard.py --keep-db fw_dash     # builds it once, reuses it on the next runs
@@ -93,6 +94,9 @@ def time_page(browser, url: str, check: str, arg, loads: int) -> tuple[float, li
         page.goto(url, wait_until="commit")
         page.wait_for_function(check, arg=arg, polling="raf", timeout=120_000)
         times.append(page.evaluate("performance.now()") / 1000)
+        # The rest of the page loads after its first screen: the next load starts once that is
+        # in (no request for 500 ms), so it does not share the server with this one's tail.
+        page.wait_for_load_state("networkidle", timeout=60_000)
     context.close()
     return times[0], times[1:]
 

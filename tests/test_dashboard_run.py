@@ -51,6 +51,31 @@ def test_run_page_shows_posted_steps_and_new_ones_without_reload(page, api, dash
     assert other["data"][-1]["y"][:3] == pytest.approx([1.0, 0.5, 1 / 3], rel=1e-4)
 
 
+def test_the_first_screen_is_answered_before_the_rest_of_the_page_is_asked_for(page, api, dashboard_server):
+    """The advantage section comes first; the scalar charts and the lower heatmaps are asked for only
+    once it is in, and no scalar chart is drawn empty ("loading") before its data."""
+    run_id = make_run(api, "two-waves")
+    post_steps(api, run_id, [step_record(s) for s in range(12)])
+    seen: list[tuple[str, str]] = []
+
+    def outputs(request) -> str:
+        return (request.post_data or "") if "_dash-update-component" in request.url else ""
+
+    page.on("request", lambda r: seen.append(("asked", outputs(r))) if outputs(r) else None)
+    page.on("response", lambda r: seen.append(("answered", outputs(r.request))) if outputs(r.request) else None)
+    page.goto(f"{dashboard_server.url}/runs/{run_id}")
+    wait_for_graph(page, series_id("reward"), "g.data.some(t => t.name === 'mean' && t.x.length === 12)")
+    wait_for_graph(page, "run-ent-heatmap", "g.annotations.some(a => a.includes('not logged yet'))")  # loaded
+
+    def first(kind: str, part: str) -> int:
+        return next(i for i, (k, body) in enumerate(seen) if k == kind and part in body)
+
+    advantages_in = first("answered", "run-adv-heatmap.figure")
+    for rest in ("run-series-state.data", "run-diff-heatmap.figure", "run-ent-heatmap.figure"):
+        assert first("asked", rest) > advantages_in, rest
+    assert page.locator(".fw-card.fw-pending").count() == 0  # every placeholder card gave way to its chart
+
+
 def test_alert_fired_on_a_step_appears_as_a_marker_on_the_run_charts(page, api, dashboard_server):
     run_id = make_run(api, "alerting-run", project="dash-alerts")
     rule = {"detector": "threshold", "metric": "loss", "op": ">", "value": 10, "severity": "critical"}
