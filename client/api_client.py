@@ -25,6 +25,11 @@ from fadewatch.errors import NotFoundError, ServerError, Unauthorized, Unavailab
 from fadewatch.protocol.answers import HONOURS_RETRY_AFTER, answer_kind, error_detail, parse_retry_after
 from fadewatch.protocol.limits import MAX_KEYS_PER_REQUEST
 
+try:  # installed with the server and the dashboard, whose reads bring megabytes of numbers
+    from orjson import loads as _loads
+except ImportError:  # the training side alone: its answers are small
+    _loads = json.loads
+
 __all__ = ["ApiClient", "Reply", "batch_body", "API", "KEEPALIVE_EXPIRY_S"]
 
 API = "/api/v1"
@@ -126,7 +131,7 @@ class ApiClient:
             detail = f"unexpected {type(exc).__name__}: {exc}"
             return Reply(None, error=f"{where}: {detail}", detail=detail)
         try:
-            body = response.json() if response.content else None
+            body = _loads(response.content) if response.content else None
         except ValueError:
             body = None
         status = response.status_code

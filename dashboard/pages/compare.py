@@ -6,7 +6,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from fadewatch.dashboard.context import client, config, href
-from fadewatch.dashboard.figures.series import compare_figure
+from fadewatch.dashboard.figures.series import compare_figure, empty_figure
 from fadewatch.dashboard.figures.live import apply_appends
 from fadewatch.dashboard.ui import empty_state, error_state, graph
 from fadewatch.errors import ServerError
@@ -16,8 +16,15 @@ dash.register_page(__name__, path="/compare", name="Compare", title="fadewatch Â
 
 DEFAULT_METRICS = (REWARD_MEAN, ENTROPY_MEAN, SIGN_BALANCE, DIFFICULTY_PEAK)
 # Points per run and metric in a full load: about one per pixel of a chart half the page
-# wide. Drawing is what a compare page spends its time on (16 runs x 4 charts of lines).
+# wide. Drawing is what a compare page spends its time on (16 runs x 4 charts of lines), and
+# its cost grows with the points of all the lines: past 8 runs, a chart's 4,000 points are
+# shared out (250 a run for 16), never fewer than 100 a run.
 MAX_POINTS = 500
+CHART_POINTS = 4000
+
+
+def points_per_run(runs: int) -> int:
+    return max(100, min(MAX_POINTS, CHART_POINTS // max(runs, 1)))
 
 
 def parse_ids(raw) -> list[int]:
@@ -49,7 +56,7 @@ def _read(api, run_ids, metrics=(), after=None) -> dict:
         return {"runs": [], "series": []}
     params = {"runs": ",".join(str(int(i)) for i in run_ids), "keys": ",".join(metrics) or None}
     if metrics:
-        params["max_points"] = MAX_POINTS
+        params["max_points"] = points_per_run(len(run_ids))
     if after is not None:
         params["after"] = ",".join(str(a) for a in after)
     return api.get("/compare", **params)
@@ -79,8 +86,12 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
                 id="compare-metrics", multi=True, value=wanted, options=keys, placeholder="pick metrics",
             )], className="fw-field", style={"minWidth": "380px", "flex": "1"}),
         ]),
-        html.Div(id="compare-link", className="fw-hint"),
-        html.Div(id="compare-graphs", className="fw-grid"),
+        html.Div(id="compare-link", className="fw-hint", children=_link(ids, wanted)),
+        # Charts of the metrics asked for, empty until the first load fills them: the browser
+        # fetches and starts Plotly while the server reads the series.
+        html.Div(id="compare-graphs", className="fw-grid", children=[
+            graph({"type": "compare-graph", "metric": m}, empty_figure("loadingâ€¦", height=320)) for m in wanted
+        ] if ids else []),
         dcc.Store(id="compare-state"),
         dcc.Interval(id="compare-interval", interval=config().refresh_ms, n_intervals=0),
     ])
@@ -104,20 +115,26 @@ def search_runs(typed, picked, options):
     return kept + [_option(r) for r in found if r["id"] not in held]
 
 
+def _link(run_ids, metrics):
+    ids = ",".join(str(i) for i in run_ids or [])
+    if not ids:
+        return ""
+    return dcc.Link("Link to this comparison", href=href(f"compare?runs={ids}&metrics={','.join(metrics or [])}"))
+
+
 @callback(
     Output("compare-metrics", "options"),
     Output("compare-link", "children"),
     Input("compare-runs", "value"),
     Input("compare-metrics", "value"),
+    prevent_initial_call=True,  # the layout made both for the runs and metrics it was given
 )
 def metric_options(run_ids, metrics):
     try:
         runs = _read(client(), run_ids or [])["runs"]
     except ServerError:
         return no_update, no_update
-    ids = ",".join(str(i) for i in run_ids or [])
-    link = dcc.Link("Link to this comparison", href=href(f"compare?runs={ids}&metrics={','.join(metrics or [])}"))
-    return _metric_options(runs), link if ids else ""
+    return _metric_options(runs), _link(run_ids, metrics)
 
 
 def _full(api, run_ids, metrics):

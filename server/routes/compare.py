@@ -17,7 +17,6 @@ from fadewatch.server.routes.steps import metric_names
 from fadewatch.server.read_schemas import SeriesOut
 from fadewatch.server.schemas import RunOut
 from fadewatch.server.store import reads, runs
-from fadewatch.server.store.errors import NotFound
 
 router = APIRouter(prefix="/compare", tags=["steps"])
 
@@ -59,15 +58,11 @@ def compare(
     if since and len(since) != len(ids):
         raise HTTPException(422, "after: one step per run, in the order of runs")
     points = min(max_points or settings.default_max_points, settings.max_points_limit)
-    found, series = [], []
+    series = []
     with db.transaction() as session:
-        for i, run_id in enumerate(ids):
-            try:
-                run = runs.get_run(session, run_id, who)
-            except NotFound:
-                continue
-            found.append(run)
-            if names:
-                min_step = since[i] + 1 if since and since[i] >= 0 else None
-                series.append(reads.series(session, run_id, names, who, points, min_step, None))
+        found = runs.get_runs(session, ids, who)
+        for run in found if names else ():
+            i = ids.index(run.id)
+            min_step = since[i] + 1 if since and since[i] >= 0 else None
+            series.append(reads.series(session, run.id, names, who, points, min_step, None))
     return CompareOut(runs=found, series=series)
