@@ -169,5 +169,7 @@ def _advance_run(
             last_step=case((newer, newest.step), else_=Run.last_step),
             last_time=case((newer, newest.time if newest.time is not None else time.time()), else_=Run.last_time),
             summary=case((newer, summary), else_=Run.summary),
-        )
+        ),
+        # The loaded run keeps its attributes: the alert rules read only its id, name and project.
+        execution_options={"synchronize_session": False},
     )
