@@ -112,6 +112,7 @@ def create_app(
             if own_notifier:
                 notifier.close()
             database.engine.dispose()
+            gc.unfreeze()  # a process that serves again (tests do) leaves nothing uncollectable behind
 
     app = FastAPI(
         title="fadewatch",

@@ -36,3 +36,20 @@ def test_two_workers_store_every_step_once(tmp_path, postgres_url):
         # The parent stops its workers on SIGTERM; a SIGKILL would leave them running.
         server.proc.terminate()
         server.proc.wait(timeout=120)
+
+
+def test_a_serving_process_keeps_what_exists_at_start_out_of_the_collectors_passes(make_settings, tmp_path):
+    """What the app is made of lives as long as the process: frozen (gc.freeze) while it serves,
+    so the collector's full passes skip it; given back when it stops."""
+    import gc
+
+    from fadewatch.server.app import create_app, prepare_database
+    from tests.support.servers import ThreadedServer
+
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'gc.db'}")
+    server = ThreadedServer(create_app(settings, prepare_database(settings))).start()
+    try:
+        assert gc.get_freeze_count() > 10_000  # the app, its routes, the libraries' modules
+    finally:
+        server.stop()
+    assert gc.get_freeze_count() == 0
