@@ -11,8 +11,8 @@ from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import empty_figure
 from fadewatch.dashboard.pages.rollouts import filters as rollout_filters
 from fadewatch.dashboard.pages.rollouts.cards import groups_of, preview
-from fadewatch.dashboard.pages.run.header import header
 from fadewatch.dashboard.pages.run import live
+from fadewatch.dashboard.pages.run.header import header
 from fadewatch.dashboard.pages.run.live import FIRST_SCREEN, LIVE_PARTS, SLOTS
 from fadewatch.dashboard.ui import empty_state, error_state, graph, section
 from fadewatch.errors import ServerError
@@ -46,7 +46,7 @@ def layout(run_id: str | None = None, **_query):
         dcc.Store(id="run-diff-state"),
         # A click on a heatmap cell opens the rollout inspector there, without reloading the app.
         dcc.Location(id="run-nav", refresh="callback-nav"),
-        # One clock per live section, off while its refresh runs (see _live): a tick during a slow
+        # One clock per live section, off while its refresh runs (live.py): a tick during a slow
         # refresh would start a second one on the same held state, and both would append.
         *[dcc.Interval(id=f"run-{part}-interval", interval=refresh, n_intervals=0, disabled=True)
           for part in LIVE_PARTS],
