@@ -24,10 +24,13 @@ __all__ = ["StoredBatch", "store_batch"]
 
 @dataclass
 class StoredBatch:
-    """What a batch stored: the API's answer, and the newly stored records in step order."""
+    """What a batch stored: the API's answer, the newly stored records in step order, and the
+    run, locked (held here, it stays in the session's identity map, which holds objects weakly:
+    the alert rules' own read of it then costs no query)."""
 
     result: IngestResult
     records: list[StepRecord]
+    run: Run
 
 
 def store_batch(
@@ -37,7 +40,7 @@ def store_batch(
     # Batches of one run are stored one at a time, the run's row locked before anything is
     # written: one batch's new layouts are then never waited on by another that holds the
     # run (its blocks may need a layout that the other's steps just made).
-    load_run(session, run_id, who, write=True, lock=True)
+    run = load_run(session, run_id, who, write=True, lock=True)
     first_by_step: dict[int, StepRecord] = {}
     in_batch_duplicates: list[int] = []
     for record in records:
@@ -46,7 +49,8 @@ def store_batch(
         else:
             first_by_step[record.step] = record
     if not first_by_step:
-        return StoredBatch(IngestResult(stored=0, duplicates=len(records), duplicate_steps=in_batch_duplicates), [])
+        return StoredBatch(IngestResult(stored=0, duplicates=len(records), duplicate_steps=in_batch_duplicates), [],
+                           run)
 
     now = time.time()
     # Sorted keys give every writer the same lock order, so concurrent batches cannot deadlock.
@@ -113,7 +117,7 @@ def store_batch(
 
     duplicates = sorted(set(first_by_step) - stored_steps) + in_batch_duplicates
     result = IngestResult(stored=len(stored_steps), duplicates=len(duplicates), duplicate_steps=duplicates)
-    return StoredBatch(result, [r for r in ordered if r.step in stored_steps])
+    return StoredBatch(result, [r for r in ordered if r.step in stored_steps], run)
 
 
 def _histogram_data(histogram) -> dict:
