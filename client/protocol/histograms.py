@@ -33,11 +33,12 @@ def uniform_edges(lo: float, hi: float, bins: int) -> np.ndarray:
     return np.linspace(float(lo), float(hi), int(bins) + 1)
 
 
-def record_edges(record: dict) -> list[float]:
-    """The edges of a histogram record, explicit or uniform."""
+def record_edges(record: dict, bins: int | None = None) -> list[float]:
+    """The edges of a histogram record, explicit or uniform; ``bins``: how many, where the record
+    holds no counts (a stored layout's bins)."""
     if record.get("edges") is not None:
         return [float(e) for e in record["edges"]]
-    return uniform_edges(record["lo"], record["hi"], len(record["counts"])).tolist()
+    return uniform_edges(record["lo"], record["hi"], len(record["counts"]) if bins is None else bins).tolist()
 
 
 def quantile_method(labels: Any) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fadewatch.protocol.histograms import uniform_edges
+from fadewatch.protocol.histograms import record_edges
 from fadewatch.server import packed
 from fadewatch.server.models import HistogramRow, Step
 from fadewatch.server.store.layouts import Layouts
@@ -65,7 +65,7 @@ def histogram_units(session: Session, layouts: Layouts, run_id: int, name: str, 
     units: list[dict] = [{}] * len(rows)
     for layout_id, members in by_layout.items():
         doc = layouts.doc(layout_id)
-        edges = _edges(doc)
+        edges = record_edges(doc, doc["n"])
         labels, qkeys = doc.get("labels"), doc.get("quantiles")
         stats, counts = packed.unpack_histogram_rows([rows[i][2] for i in members], doc)
         for i, values, row_counts in zip(members, stats.tolist(), counts):
@@ -77,12 +77,6 @@ def histogram_units(session: Session, layouts: Layouts, run_id: int, name: str, 
                 "quantiles": {} if qkeys is None else {k: _or(v, None) for k, v in zip(qkeys, values[7:])},
             }
     return units
-
-
-def _edges(layout: dict) -> list[float]:
-    if "edges" in layout:
-        return [float(e) for e in layout["edges"]]
-    return uniform_edges(layout["lo"], layout["hi"], layout["n"]).tolist()
 
 
 def _or(value: float, default):
