@@ -9,12 +9,15 @@ from dash import dcc, html
 
 from fadewatch.errors import NotFoundError, ServerError, Unauthorized, Unavailable
 
-__all__ = ["graph", "section", "empty_state", "error_state", "badge", "fmt_num", "fmt_signed", "fmt_age",
+__all__ = ["LOADING", "graph", "section", "empty_state", "error_state", "badge", "fmt_num", "fmt_signed", "fmt_age",
            "token_form", "GRAPH_CONFIG"]
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"],
                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+LOADING = "loading…"  # what a chart or card says until its data is in
 
 
 def graph(graph_id, figure: dict, wide: bool = False, csv: str | None = None) -> html.Div:

@@ -8,7 +8,7 @@ from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from fadewatch.dashboard.context import client, config, href
 from fadewatch.dashboard.figures.series import compare_figure, empty_figure
 from fadewatch.dashboard.figures.live import apply_appends
-from fadewatch.dashboard.ui import empty_state, error_state, graph
+from fadewatch.dashboard.ui import LOADING, empty_state, error_state, graph
 from fadewatch.errors import ServerError
 from fadewatch.protocol.metrics import DIFFICULTY_PEAK, ENTROPY_MEAN, REWARD_MEAN, SIGN_BALANCE
 
@@ -90,7 +90,7 @@ def layout(runs: str | None = None, metrics: str | None = None, **_query):
         # Charts of the metrics asked for, empty until the first load fills them: the browser
         # fetches and starts Plotly while the server reads the series.
         html.Div(id="compare-graphs", className="fw-grid", children=[
-            graph({"type": "compare-graph", "metric": m}, empty_figure("loading…", height=320)) for m in wanted
+            graph({"type": "compare-graph", "metric": m}, empty_figure(LOADING, height=320)) for m in wanted
         ] if ids else []),
         dcc.Store(id="compare-state"),
         dcc.Interval(id="compare-interval", interval=config().refresh_ms, n_intervals=0),

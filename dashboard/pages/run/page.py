@@ -14,14 +14,11 @@ from fadewatch.dashboard.pages.rollouts.cards import groups_of, preview
 from fadewatch.dashboard.pages.run import live
 from fadewatch.dashboard.pages.run.header import header
 from fadewatch.dashboard.pages.run.live import FIRST_SCREEN, LIVE_PARTS, SLOTS
-from fadewatch.dashboard.ui import empty_state, error_state, graph, section
+from fadewatch.dashboard.ui import LOADING, empty_state, error_state, graph, section
 from fadewatch.errors import ServerError
 
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
 live.register()  # the charts' callbacks
-
-LOADING = "loading…"
-
 
 def _slot(section_id: str) -> html.Div:
     """Where a section's scalar charts go once the first screen is in (cards of their size till then)."""
