@@ -61,8 +61,8 @@ def compare(
     series = []
     with db.transaction() as session:
         found = runs.get_runs(session, ids, who)
+        after = dict(zip(ids, since))
         for run in found if names else ():
-            i = ids.index(run.id)
-            min_step = since[i] + 1 if since and since[i] >= 0 else None
+            min_step = after[run.id] + 1 if after.get(run.id, -1) >= 0 else None
             series.append(reads.series(session, run.id, names, who, points, min_step, None))
     return CompareOut(runs=found, series=series)

@@ -104,6 +104,16 @@ _SORT_COLUMNS = {
 }
 
 
+def _with_firing(where: list):
+    """(the runs matching `where`, each with its project's name and how many of its alerts fire;
+    the firing counts' subquery, to sort by)."""
+    firing = firing_counts()
+    return (select(Run, Project.name, func.coalesce(firing.c.n, 0))
+            .join(Project, Project.id == Run.project_id)
+            .outerjoin(firing, firing.c.run_id == Run.id)
+            .where(*where)), firing
+
+
 def list_runs(
     session: Session,
     who: Principal,
@@ -118,7 +128,6 @@ def list_runs(
     """A page of runs with their alert counts, and how many match in all."""
     if project is not None:
         who.require_project(project, write=False)
-    firing = firing_counts()
     where = []
     if not who.is_open:
         where.append(Run.project_id == who.project_id)
@@ -130,10 +139,7 @@ def list_runs(
         needle = q.lower()
         where.append(or_(func.lower(Run.name).contains(needle, autoescape=True),
                          func.lower(Project.name).contains(needle, autoescape=True)))
-    base = (select(Run, Project.name, func.coalesce(firing.c.n, 0))
-            .join(Project, Project.id == Run.project_id)
-            .outerjoin(firing, firing.c.run_id == Run.id)
-            .where(*where))
+    base, firing = _with_firing(where)
     total = session.scalar(select(func.count()).select_from(base.subquery()))
     key = func.coalesce(firing.c.n, 0) if sort == "alerts_firing" else _SORT_COLUMNS[sort]
     key = key.desc().nulls_last() if descending else key.asc().nulls_last()
@@ -146,11 +152,8 @@ def list_runs(
 def get_runs(session: Session, run_ids: list[int], who: Principal) -> list[RunOut]:
     """Several runs with their alert counts, in the order asked, in two queries; runs that do not
     exist or that the caller may not read are left out."""
-    firing = firing_counts()
     where = [Run.id.in_(run_ids)] + ([] if who.is_open else [Run.project_id == who.project_id])
-    rows = session.execute(select(Run, Project.name, func.coalesce(firing.c.n, 0))
-                           .join(Project, Project.id == Run.project_id)
-                           .outerjoin(firing, firing.c.run_id == Run.id).where(*where)).all()
+    rows = session.execute(_with_firing(where)[0]).all()
     by_id = {run.id: (run, name, n) for run, name, n in rows}
     latest = latest_alerts(session, list(by_id))
     return [to_out(*by_id[i], latest.get(i)) for i in run_ids if i in by_id]
