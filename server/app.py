@@ -19,6 +19,7 @@ from fadewatch.server.http.errors import install_error_handlers
 from fadewatch.server.ingest import IngestService
 from fadewatch.server.http.metrics import MetricsMiddleware, ServerMetrics
 from fadewatch.server.http.body_limit import BodyLimitMiddleware
+from fadewatch.server.http.connection_reuse import ConnectionReuseMiddleware
 from fadewatch.server.migrate import check_schema, upgrade
 from fadewatch.server.http.openapi import document_error_answers
 from fadewatch.server.http.rate_limit import rate_limiter_for
@@ -154,6 +155,7 @@ def create_app(
     mount_dashboard(app, refresh_seconds=settings.dashboard_refresh_s)
     # Outermost last: metrics see every answer, the 413s of the body limit included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConnectionReuseMiddleware, max_requests=settings.max_requests_per_connection)
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=(app.docs_url, app.swagger_ui_oauth2_redirect_url))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

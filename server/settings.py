@@ -48,6 +48,11 @@ class ServerSettings(BaseSettings):
         default=200.0, ge=0, description="Average API requests a second per token; 0 turns the limit off."
     )
     rate_limit_burst: int = Field(default=2_000, ge=1, description="Requests a token may make in a row.")
+    # A kept-alive connection is closed after this many answers, so that busy senders spread
+    # over the server's processes (server/http/connection_reuse.py).
+    max_requests_per_connection: int = Field(
+        default=20, ge=1, description="Answers on one kept-alive connection before it is closed."
+    )
 
     # Reads.
     default_max_points: int = limits.DEFAULT_MAX_POINTS

@@ -330,6 +330,11 @@ MULTI_PROCESS = textwrap.dedent("""
         open(out + "/dropped", "w").write(str(watcher.dropped))
     assert watcher.errors == rank, watcher.errors
     assert (watcher.run is not None) == trainer.accelerator.is_main_process
+    # As a training script should: a process group left to the interpreter's exit may abort
+    # there (a C++ thread still joinable: "terminate called without an active exception").
+    import torch.distributed
+
+    torch.distributed.destroy_process_group()
     # One write per line: the two ranks share a pipe, and print() in pieces can interleave.
     os.write(1, f"rank {rank} of {trainer.accelerator.num_processes}\\n".encode())
 """)
