@@ -10,7 +10,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support.polling import wait_until
+from tests.support.polling import GaveUp, returns, wait_until
 from tests.support.records import batch
 from tests.support.servers import LiveServer, ThreadedServer
 
@@ -57,6 +57,14 @@ def test_a_limit_below_one_is_refused_with_the_setting_named(make_settings, limi
 
     with pytest.raises(ValidationError, match="max_requests_per_connection"):
         make_settings(max_requests_per_connection=limit)
+
+
+def test_a_server_given_a_limit_below_one_does_not_start_and_says_why(tmp_path):
+    server = LiveServer(tmp_path, env={"FADEWATCH_MAX_REQUESTS_PER_CONNECTION": "0"})
+    # The start gives up as soon as the process has exited, long before its deadline.
+    with pytest.raises(GaveUp, match="(?i)max_requests_per_connection"):
+        returns(lambda: server.start(timeout=3600), timeout=120, what="a start whose server exits")
+    assert server.proc.returncode not in (None, 0)
 
 
 def _serving_worker(workers: list[psutil.Process], server_port: int, client_port: int) -> int | None:

@@ -9,6 +9,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class GaveUp(Exception):
+    """Raised by a probe when what it waits for can no longer happen (the server it waits on
+    has exited): wait_until passes it on at once instead of waiting out its deadline."""
+
+
 def wait_until(
     probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
 ) -> T:
@@ -20,6 +25,8 @@ def wait_until(
             result = probe()
             if result:
                 return result
+        except GaveUp:
+            raise
         except Exception as exc:  # probes may fail while a server starts
             last_error = exc
         if time.monotonic() > deadline:

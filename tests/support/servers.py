@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from tests.support.polling import wait_until
+from tests.support.polling import GaveUp, wait_until
 
 __all__ = ["free_port", "ThreadedServer", "LiveServer", "live_server", "torch_threads"]
 
@@ -77,7 +77,7 @@ class LiveServer:
 
         def up() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log()}")
+                raise GaveUp(f"server exited with {self.proc.returncode}: {self.log()}")
             return _ready(self.url)
 
         try:
