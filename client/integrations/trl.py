@@ -11,7 +11,6 @@ the passes that are complete, in whole groups.
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any
 
@@ -23,6 +22,7 @@ from fadewatch.integrations.common import VersionRange, installed_version, scala
 from fadewatch.integrations.trl_batch import RolloutCapture
 from fadewatch.integrations.trl_gather import ToMain
 from fadewatch.integrations.trl_passes import PassAssembler, Record
+from fadewatch.integrations.trl_trainer import MetricsSince, is_rloo, trainer_config
 from fadewatch.notices import Notices, logger
 from fadewatch.records import config_to_json
 
@@ -56,26 +56,6 @@ def watch_trl(trainer: Any, project: str | None = None, name: str | None = None,
         raise UsageError(f"this {type(trainer).__name__} lacks {', '.join(missing)}, which fadewatch.watch() "
                          f"hooks: supported TRL versions are {SUPPORTED_TRL}")
     return TrlWatcher(trainer, project, name, finish_timeout, init_options)
-
-
-def trainer_config(trainer: Any) -> dict[str, Any]:
-    """The run's config: the trainer's arguments, model, reward functions and versions."""
-    model_config = getattr(getattr(trainer, "model", None), "config", None)
-    weights = getattr(trainer, "reward_weights", None)
-    return {
-        "trainer": type(trainer).__name__,
-        "args": trainer.args.to_dict(),
-        "model": {"name": getattr(model_config, "_name_or_path", None) or None,
-                  "type": getattr(model_config, "model_type", None)},
-        "reward_funcs": list(getattr(trainer, "reward_func_names", [])),
-        "reward_weights": weights.tolist() if weights is not None else None,
-        "num_processes": trainer.accelerator.num_processes,
-        "versions": {d: installed_version(d) for d in ("trl", "transformers", "accelerate", "torch")},
-    }
-
-
-def _is_rloo(trainer: Any) -> bool:
-    return any(c.__name__ == "RLOOTrainer" and c.__module__.startswith("trl.") for c in type(trainer).__mro__)
 
 
 class _Callback(TrainerCallback):
@@ -117,11 +97,11 @@ class TrlWatcher:
         user_config = config_to_json(init_options.pop("config", None)) or {}
         self._init_args = dict(project=project, name=name or getattr(trainer.args, "run_name", None),
                                config={**trainer_config(trainer), **user_config}, **init_options)
-        self._capture = RolloutCapture(trainer, kl_in_reward=_is_rloo(trainer), keep_texts=self.is_main)
+        self._capture = RolloutCapture(trainer, kl_in_reward=is_rloo(trainer), keep_texts=self.is_main)
         self._passes = PassAssembler(int(trainer.num_generations), self._capture.generation_of)
         self._to_main = ToMain(trainer.accelerator, self._hook_error)
         self._notices = Notices()
-        self._seen: dict[str, tuple[list, int]] = {}
+        self._metrics = MetricsSince(trainer)
         self._loss: Any = None
         self._grad_norm: Any = None
         self._learning_rate: float | None = None
@@ -262,7 +242,7 @@ class TrlWatcher:
 
     def _log_step(self, state: Any, record: Record | None, loss: Any) -> None:
         # TRL's own metrics under "train/", the names Transformers gives them in W&B and TensorBoard.
-        scalars: dict[str, Any] = {scalar_name("train/" + k): v for k, v in self._new_metrics().items()}
+        scalars: dict[str, Any] = {scalar_name("train/" + k): v for k, v in self._metrics.take().items()}
         extra = {"loss": loss, "grad_norm": self._grad_norm, "learning_rate": self._learning_rate,
                  "epoch": state.epoch}
         scalars.update({f"train/{k}": v for k, v in extra.items() if v is not None})
@@ -283,19 +263,6 @@ class TrlWatcher:
             self.missing.add(part)
             logger.warning("fadewatch: this %s gives fadewatch no %s; its steps are logged without them "
                            "(everything else is logged)", type(self.trainer).__name__, _PARTS[part])
-
-    def _new_metrics(self) -> dict[str, float]:
-        """TRL's metrics appended since the previous optimizer step, averaged as TRL does."""
-        out = {}
-        for key, values in list(self.trainer._metrics["train"].items()):
-            seen, count = self._seen.get(key, (None, 0))
-            start = count if seen is values else 0  # TRL's log() replaces the lists it clears
-            self._seen[key] = (values, len(values))
-            fresh = [float(v) for v in values[start:] if v is not None]
-            if fresh:
-                valid = [v for v in fresh if not math.isnan(v)]
-                out[key] = sum(valid) / len(valid) if valid else math.nan
-        return out
 
     def _end(self, status: str, exc: BaseException | None = None) -> None:
         run = self.run
