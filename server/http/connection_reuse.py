@@ -36,6 +36,9 @@ class ConnectionReuseMiddleware:
         if scope["type"] != "http" or not client:
             await self.app(scope, receive, send)
             return
+        # A connection is its two addresses. Behind a proxy whose forwarded headers uvicorn
+        # trusts, `client` is the first client's address with port 0: that client's requests
+        # are then counted together, and one in max_requests still closes a proxy connection.
         key = (tuple(client), tuple(scope.get("server") or ()))
         count = self._answered.pop(key, 0) + 1
         if count < self.max_requests:
