@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ingest_hook import bench_hook  # noqa: E402
-from _servers import fadewatch_server, scratch_postgres  # noqa: E402
+from _servers import fadewatch_process, scratch_postgres  # noqa: E402
 
 SCALARS = 30
 BINS = 64
@@ -125,16 +125,37 @@ def bench_fadewatch(db: str, seconds: float, concurrency: list[int], paced: floa
             ctx = _nullcontext(f"sqlite:///{Path(tmp) / 'bench.db'}")
         else:
             ctx = scratch_postgres()
-        with ctx as db_url, fadewatch_server(db_url, Path(tmp), workers=workers) as url:
+        with ctx as db_url, fadewatch_process(db_url, Path(tmp), workers=workers) as (url, proc):
             for runs in concurrency:
                 # Enough distinct batches for every run at up to ~20k steps/s.
                 prebuilt = max(4, int(seconds * 20_000 / BATCH / runs) + 2)
                 for rate in (None, paced):
+                    before = _cpu_by_process(proc.pid)
                     row = asyncio.run(run_case(url, runs, seconds, prebuilt, rate))
+                    after = _cpu_by_process(proc.pid)
+                    # How the work fell between the server's processes (--workers): a kept-alive
+                    # connection stays with the process that accepted it.
+                    row["cpu_by_process"] = sorted((after[p] - before.get(p, 0.0) for p in after
+                                                    if after[p] - before.get(p, 0.0) > 0.05), reverse=True)
                     row["db"] = db
                     results.append(row)
                     print(_fmt(row), flush=True)
     return results
+
+
+def _cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of the server's process and of its workers, by pid."""
+    import psutil
+
+    root = psutil.Process(pid)
+    out = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # a worker that has just gone
+            continue
+        out[proc.pid] = times.user + times.system
+    return out
 
 
 class _nullcontext:
@@ -151,7 +172,9 @@ class _nullcontext:
 def _fmt(row: dict) -> str:
     return (f"{row['db']:<11} {row['mode']:<14} runs={row['runs']:>3}  {row['steps_per_s']:>9,.0f} steps/s  "
             f"p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  "
-            f"batches {row['batches']:>5}  errors {row['errors']}")
+            f"batches {row['batches']:>5}  errors {row['errors']}"
+            + (f"  server CPU by process {' / '.join(f'{c:.1f}' for c in row['cpu_by_process'])} s"
+               if row.get("cpu_by_process") else ""))
 
 
 def bench_mlflow(seconds: float, runs: int) -> dict | None:
