@@ -60,10 +60,7 @@ class CpuMeter:
         self.server_pid = server_pid
 
     def _server(self) -> float:
-        if self.server_pid is None:
-            return 0.0
-        root = psutil.Process(self.server_pid)
-        return sum(_cpu(p) for p in [root, *root.children(recursive=True)])
+        return 0.0 if self.server_pid is None else sum(cpu_by_process(self.server_pid).values())
 
     def _backends(self) -> dict[int, float]:
         import psycopg
@@ -94,6 +91,18 @@ class CpuMeter:
 def _cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
+
+
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of a server's process and of its workers, by pid."""
+    root = psutil.Process(pid)
+    out = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            out[proc.pid] = _cpu(proc)
+        except psutil.Error:  # a worker that has just gone
+            pass
+    return out
 
 
 def _percentile(values: list[float], q: float) -> float:

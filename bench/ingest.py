@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _ingest_hook import bench_hook  # noqa: E402
+from _ingest_hook import bench_hook, cpu_by_process  # noqa: E402
 from _servers import fadewatch_process, scratch_postgres  # noqa: E402
 
 SCALARS = 30
@@ -130,9 +130,9 @@ def bench_fadewatch(db: str, seconds: float, concurrency: list[int], paced: floa
                 # Enough distinct batches for every run at up to ~20k steps/s.
                 prebuilt = max(4, int(seconds * 20_000 / BATCH / runs) + 2)
                 for rate in (None, paced):
-                    before = _cpu_by_process(proc.pid)
+                    before = cpu_by_process(proc.pid)
                     row = asyncio.run(run_case(url, runs, seconds, prebuilt, rate))
-                    after = _cpu_by_process(proc.pid)
+                    after = cpu_by_process(proc.pid)
                     # How the work fell between the server's processes (--workers): a kept-alive
                     # connection stays with the process that accepted it.
                     row["cpu_by_process"] = sorted((after[p] - before.get(p, 0.0) for p in after
@@ -141,21 +141,6 @@ def bench_fadewatch(db: str, seconds: float, concurrency: list[int], paced: floa
                     results.append(row)
                     print(_fmt(row), flush=True)
     return results
-
-
-def _cpu_by_process(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of the server's process and of its workers, by pid."""
-    import psutil
-
-    root = psutil.Process(pid)
-    out = {}
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:  # a worker that has just gone
-            continue
-        out[proc.pid] = times.user + times.system
-    return out
 
 
 class _nullcontext:
