@@ -25,9 +25,7 @@ class ConnectionReuseMiddleware:
     """Adds `Connection: close` to the answer of a connection's `max_requests`-th request."""
 
     def __init__(self, app: ASGIApp, max_requests: int) -> None:
-        if max_requests < 1:
-            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
-        self.app = app
+        self.app = app  # max_requests: at least 1 (ServerSettings.max_requests_per_connection)
         self.max_requests = max_requests
         self._answered: dict[tuple, int] = {}
 

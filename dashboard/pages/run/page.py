@@ -20,6 +20,7 @@ from fadewatch.errors import ServerError
 dash.register_page(__name__, path_template="/runs/<run_id>", name="Run", title="fadewatch · run")
 live.register()  # the charts' callbacks
 
+
 def _slot(section_id: str) -> html.Div:
     """Where a section's scalar charts go once the first screen is in (cards of their size till then)."""
     return html.Div(id={"type": "run-slot", "section": section_id}, className="fw-slot",
